@@ -1,0 +1,46 @@
+"""Numba CPU kernels (NumPy arrays only). See :mod:`pcrsolve.kernels` for the contract."""
+
+from __future__ import annotations
+
+import functools
+
+from .. import KernelTable
+
+__all__ = ["table"]
+
+
+@functools.cache
+def table() -> KernelTable:
+    """Import the kernel modules (compiling or loading cached code) and list them."""
+    from . import block, pivoting, recurrence, tridiagonal
+
+    return KernelTable(
+        tridiagonal={
+            "sequential": tridiagonal.thomas,
+            "pcr": tridiagonal.pcr,
+            "hybrid": tridiagonal.hybrid,
+            "pivoting": pivoting.gtsv,
+        },
+        tridiagonal_factor={
+            "sequential": (tridiagonal.thomas_factor, tridiagonal.thomas_factor_solve),
+            "pivoting": (pivoting.gttrf, pivoting.gttrs),
+        },
+        block_tridiagonal={
+            "sequential": block.block_thomas,
+            "pcr": block.block_pcr,
+            "hybrid": block.block_hybrid,
+        },
+        block_tridiagonal_factor={
+            "sequential": (block.block_thomas_factor, block.block_thomas_factor_solve),
+        },
+        recurrence_dense={
+            "sequential": recurrence.dense_sequential,
+            "pcr": recurrence.dense_pcr,
+            "hybrid": recurrence.dense_hybrid,
+        },
+        recurrence_diag={
+            "sequential": recurrence.diag_sequential,
+            "pcr": recurrence.diag_pcr,
+            "hybrid": recurrence.diag_hybrid,
+        },
+    )

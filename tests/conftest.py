@@ -1,0 +1,67 @@
+"""Shared fixtures: dtypes, and the backends the public API is tested on."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from systems import DTYPES
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261122)
+
+
+@dataclass
+class TestBackend:
+    """How a test moves data in and out of one backend."""
+
+    name: str                       # the value passed as ``backend=`` (None: by the inputs)
+    asarray: Callable[[Any], Any]   # NumPy array -> this backend's array
+    to_numpy: Callable[[Any], np.ndarray]
+    xp: Any
+
+
+def _strict_backend(monkeypatch) -> TestBackend:
+    import array_api_strict as xp
+
+    def forbidden(self, *args, **kwargs):
+        raise RuntimeError("implicit conversion of an array_api_strict array to NumPy")
+
+    # CuPy refuses implicit device-to-host conversion; forbidding it here exercises that.
+    array_type = type(xp.asarray(0.0))
+    monkeypatch.setattr(array_type, "__array__", forbidden, raising=False)
+    monkeypatch.setattr(array_type, "__buffer__", forbidden, raising=False)
+    return TestBackend(None, lambda a: xp.asarray(np.array(a, copy=True)),
+                       lambda a: np.array(a._array, copy=True), xp)
+
+
+BACKEND_NAMES = ("numba", "numpy", "array_api_strict")
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def backend(request, monkeypatch) -> TestBackend:
+    """The three ways through the public API: Numba kernels, xp kernels on NumPy, strict xp."""
+    if request.param == "array_api_strict":
+        return _strict_backend(monkeypatch)
+    ident = lambda a: np.asarray(a)  # noqa: E731
+    return TestBackend(request.param, ident, ident, np)
+
+
+@contextlib.contextmanager
+def unchanged(*arrays):
+    """Assert that the NumPy ``arrays`` are bit-for-bit unchanged by the block."""
+    copies = [np.array(a, copy=True) for a in arrays]
+    yield
+    for a, c in zip(arrays, copies):
+        np.testing.assert_array_equal(a, c, err_msg="an input array was modified")
