@@ -40,8 +40,9 @@ Signatures (``<m>`` is the method name):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["KernelTable", "table"]
 
