@@ -147,7 +147,9 @@ def resolve(arrays: Mapping[str, Any], backend: str | None = None) -> Backend:
     name = backend if backend is not None else _chosen.get()
     if name is not None:
         if not isinstance(name, str):
-            raise TypeError(f"`backend` must be a string such as 'numba' or 'cupy'; got {type(name).__name__}.")
+            raise TypeError(
+                f"`backend` must be a string such as 'numba' or 'cupy'; got {type(name).__name__}."
+            )
         return _named(name)
     owners: dict[str, str] = {}
     for arg, a in arrays.items():
@@ -157,8 +159,8 @@ def resolve(arrays: Mapping[str, Any], backend: str | None = None) -> Backend:
     if len(owners) > 1:
         listed = ", ".join(f"{lib} for `{arg}`" for lib, arg in owners.items())
         raise TypeError(
-            f"the inputs come from different array libraries ({listed}); pass backend=\"numba\" "
-            "to work on NumPy arrays, backend=\"cupy\" to move them all to the GPU, or convert "
+            f'the inputs come from different array libraries ({listed}); pass backend="numba" '
+            'to work on NumPy arrays, backend="cupy" to move them all to the GPU, or convert '
             "them yourself."
         )
     lib = next(iter(owners), "numpy")

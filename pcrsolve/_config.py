@@ -39,8 +39,11 @@ def show_config(file=None) -> None:
         ("machine", f"{platform.machine()}, {platform.system()}"),
         ("numpy", _version("numpy")),
         ("scipy", _version("scipy")),
-        ("numba", f"{_version('numba')} ({numba.get_num_threads()} threads, "
-                  f"layer {numba.threading_layer() if _numba_threads_started() else 'not started'})"),
+        (
+            "numba",
+            f"{_version('numba')} ({numba.get_num_threads()} threads, "
+            f"layer {numba.threading_layer() if _numba_threads_started() else 'not started'})",
+        ),
         ("array-api-compat", _version("array-api-compat")),
     ]
     cupy = "not installed"

@@ -34,8 +34,12 @@ def _broadcast_factors(be, factors: tuple[Any, ...], batch, full, tails) -> tupl
 
 def _cast_all(be, arrays: tuple[Any, ...], dtype) -> tuple[Any, ...]:
     xp = be.xp
-    return tuple(a if (a.dtype == dtype or not xp.isdtype(a.dtype, ("real floating", "complex floating")))
-                 else xp.astype(a, dtype) for a in arrays)
+    return tuple(
+        a
+        if (a.dtype == dtype or not xp.isdtype(a.dtype, ("real floating", "complex floating")))
+        else xp.astype(a, dtype)
+        for a in arrays
+    )
 
 
 class TridiagonalFactorization:
@@ -88,14 +92,16 @@ class TridiagonalFactorization:
         """
         be, sys = self._be, self._sys
         xp = be.xp
-        r, full, dtype = _validation.tridiagonal_rhs(be, rhs, sys.batch, sys.n, self.dtype,
-                                                     check_finite=check_finite)
+        r, full, dtype = _validation.tridiagonal_rhs(
+            be, rhs, sys.batch, sys.n, self.dtype, check_finite=check_finite
+        )
         tails = [tuple(f.shape[1:]) for f in self._factors]
         factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full, tails)
         x = self._solve(factors, r)
         if self._auto and self.method == "sequential":
-            mats = _broadcast_factors(be, _cast_all(be, (sys.dl, sys.d, sys.du), dtype), sys.batch,
-                                      full, [(sys.n,)] * 3)
+            mats = _broadcast_factors(
+                be, _cast_all(be, (sys.dl, sys.d, sys.du), dtype), sys.batch, full, [(sys.n,)] * 3
+            )
             err = tridiagonal_backward_error(xp, *mats, r, x)
             if bool(xp.any(err > _GROWTH_EPS * _eps(xp, dtype))):
                 self._factor("pivoting")  # element growth: switch to pivoting for good
@@ -127,9 +133,15 @@ class BlockTridiagonalFactorization:
         xp = be.xp
         if bool(xp.any(info != 0)):
             x = xp.zeros(sys.D.shape[:-1], dtype=sys.D.dtype)
-            _breakdown(xp, info, x, sys.batch, "sequential",
-                       "block tridiagonal matrix (use solve_block_tridiagonal(method='auto'), "
-                       "which pivots)", "block row")
+            _breakdown(
+                xp,
+                info,
+                x,
+                sys.batch,
+                "sequential",
+                "block tridiagonal matrix (use solve_block_tridiagonal(method='auto'), which pivots)",
+                "block row",
+            )
 
     def solve(self, rhs, *, check_finite: bool = True):
         """Solve ``A x = rhs`` with the stored factorization.
@@ -145,8 +157,9 @@ class BlockTridiagonalFactorization:
         """
         be, sys = self._be, self._sys
         xp = be.xp
-        r, full, dtype = _validation.block_rhs(be, rhs, sys.batch, sys.n, sys.m, self.dtype,
-                                               check_finite=check_finite)
+        r, full, dtype = _validation.block_rhs(
+            be, rhs, sys.batch, sys.n, sys.m, self.dtype, check_finite=check_finite
+        )
         tails = [tuple(f.shape[1:]) for f in self._factors]
         factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full, tails)
         x = self._solve(factors, r)
@@ -189,8 +202,9 @@ def factor_tridiagonal(dl, d, du, *, method="auto", check_finite=True, backend=N
     be = _backend.resolve({"dl": dl, "d": d, "du": du}, backend)
     method = _validation.method(method, _FACTOR_METHODS, "factor_tridiagonal")
     sys = _validation.tridiagonal(be, dl, d, du, None, check_finite=check_finite)
-    return TridiagonalFactorization(be, sys, "sequential" if method == "auto" else method,
-                                    auto=method == "auto")
+    return TridiagonalFactorization(
+        be, sys, "sequential" if method == "auto" else method, auto=method == "auto"
+    )
 
 
 def factor_block_tridiagonal(L, D, U, *, method="auto", check_finite=True, backend=None):

@@ -172,9 +172,15 @@ def block_kernel(be, sys, method: str):
     if not bool(xp.any(bad)):
         return x
     if not be.is_cpu_numpy:
-        _breakdown(xp, xp.where(bad, xp.maximum(info, 1), 0), x, sys.batch, name,
-                   "block tridiagonal system (no pivoting block solver on this backend; "
-                   "solve it with NumPy inputs)", "block row")
+        _breakdown(
+            xp,
+            xp.where(bad, xp.maximum(info, 1), 0),
+            x,
+            sys.batch,
+            name,
+            "block tridiagonal system (no pivoting block solver on this backend; solve it with NumPy inputs)",
+            "block row",
+        )
     x = np.array(x, copy=True)
     for i in np.flatnonzero(bad):
         try:
@@ -267,8 +273,7 @@ def _check_overflow(xp, x, what: str):
         )
 
 
-def linear_recurrence(A, b, x0=None, *, reverse=False, method="auto", check_finite=True,
-                      backend=None):
+def linear_recurrence(A, b, x0=None, *, reverse=False, method="auto", check_finite=True, backend=None):
     """Solve the linear recurrence ``x[k] = A[k] @ x[k-1] + b[k]`` for all ``k`` at once.
 
     Parameters
@@ -320,8 +325,7 @@ def linear_recurrence(A, b, x0=None, *, reverse=False, method="auto", check_fini
     be = _backend.resolve({"A": A, "b": b, "x0": x0}, backend)
     method = _validation.method(method, BLOCK_METHODS, "linear_recurrence")
     rec = _validation.recurrence(be, A, b, x0, check_finite=check_finite)
-    x = recurrence_kernel(be, rec.A, rec.b, rec.x0, dense=rec.dense, method=method,
-                          reverse=reverse)
+    x = recurrence_kernel(be, rec.A, rec.b, rec.x0, dense=rec.dense, method=method, reverse=reverse)
     if check_finite:
         _check_overflow(be.xp, x, "linear recurrence")
     return be.xp.reshape(x, (*rec.batch, rec.n, rec.m))
@@ -331,8 +335,9 @@ def linear_recurrence(A, b, x0=None, *, reverse=False, method="auto", check_fini
 
 
 def _bidiagonal_method(method: str) -> str:
-    return _validation.method(method, BLOCK_METHODS, "bidiagonal systems (no pivoting is needed: "
-                              "they are triangular)")
+    return _validation.method(
+        method, BLOCK_METHODS, "bidiagonal systems (no pivoting is needed: they are triangular)"
+    )
 
 
 def solve_bidiagonal(d, e, rhs, *, lower=True, method="auto", check_finite=True, backend=None):
@@ -397,8 +402,7 @@ def solve_bidiagonal(d, e, rhs, *, lower=True, method="auto", check_finite=True,
     return xp.reshape(x, (*sys.batch, sys.n))
 
 
-def solve_block_bidiagonal(D, E, rhs, *, lower=True, method="auto", check_finite=True,
-                           backend=None):
+def solve_block_bidiagonal(D, E, rhs, *, lower=True, method="auto", check_finite=True, backend=None):
     """Solve batched block bidiagonal systems.
 
     Lower: ``D[k] @ x[k] + E[k] @ x[k-1] = rhs[k]``; upper: ``D[k] @ x[k] + E[k] @ x[k+1] = rhs[k]``.

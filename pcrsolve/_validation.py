@@ -265,9 +265,7 @@ def block_tridiagonal(be, L, D, U, rhs, *, check_finite: bool) -> BlockSystem:
     )
     if check_finite:
         _check_finite(xp, arrs)
-    flat = {
-        k: _flatten(be, a, batch, (n, m) if k == "rhs" else (n, m, m)) for k, a in arrs.items()
-    }
+    flat = {k: _flatten(be, a, batch, (n, m) if k == "rhs" else (n, m, m)) for k, a in arrs.items()}
     return BlockSystem(flat["L"], flat["D"], flat["U"], flat.get("rhs"), batch, n, m)
 
 
@@ -348,8 +346,13 @@ def recurrence(be, A, b, x0, *, check_finite: bool, names=("A", "b", "x0")) -> R
     if check_finite:
         _check_finite(xp, {nA: a, nb: bb, nx: x})
     return Recurrence(
-        _flatten(be, a, batch, tail), _flatten(be, bb, batch, (n, m)), _flatten(be, x, batch, (m,)),
-        dense, batch, n, m,
+        _flatten(be, a, batch, tail),
+        _flatten(be, bb, batch, (n, m)),
+        _flatten(be, x, batch, (m,)),
+        dense,
+        batch,
+        n,
+        m,
     )
 
 

@@ -26,8 +26,8 @@ def rng():
 class TestBackend:
     """How a test moves data in and out of one backend."""
 
-    name: str                       # the value passed as ``backend=`` (None: by the inputs)
-    asarray: Callable[[Any], Any]   # NumPy array -> this backend's array
+    name: str  # the value passed as ``backend=`` (None: by the inputs)
+    asarray: Callable[[Any], Any]  # NumPy array -> this backend's array
     to_numpy: Callable[[Any], np.ndarray]
     xp: Any
 
@@ -42,8 +42,9 @@ def _strict_backend(monkeypatch) -> TestBackend:
     array_type = type(xp.asarray(0.0))
     monkeypatch.setattr(array_type, "__array__", forbidden, raising=False)
     monkeypatch.setattr(array_type, "__buffer__", forbidden, raising=False)
-    return TestBackend(None, lambda a: xp.asarray(np.array(a, copy=True)),
-                       lambda a: np.array(a._array, copy=True), xp)
+    return TestBackend(
+        None, lambda a: xp.asarray(np.array(a, copy=True)), lambda a: np.array(a._array, copy=True), xp
+    )
 
 
 BACKEND_NAMES = ("numba", "numpy", "array_api_strict")

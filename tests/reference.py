@@ -111,8 +111,9 @@ def linear_recurrence(A, b, x0=None, reverse=False):
     A, b = np.asarray(A), np.asarray(b)
     dense = A.ndim == b.ndim + 1
     n, m = b.shape[-2], b.shape[-1]
-    batch = np.broadcast_shapes(A.shape[: -3 if dense else -2], b.shape[:-2],
-                                () if x0 is None else np.shape(x0)[:-1])
+    batch = np.broadcast_shapes(
+        A.shape[: -3 if dense else -2], b.shape[:-2], () if x0 is None else np.shape(x0)[:-1]
+    )
     dtype = np.result_type(A, b, np.float64 if x0 is None else np.asarray(x0))
     x = np.zeros((*batch, n, m), dtype=dtype)
     prev = np.zeros((*batch, m), dtype=dtype) if x0 is None else np.broadcast_to(x0, (*batch, m))

@@ -14,8 +14,10 @@ from pcrsolve import _backend
 
 
 def test_import_is_light():
-    code = ("import sys, pcrsolve; "
-            "print(any(m == 'numba' or m.startswith('numba.') for m in sys.modules), 'cupy' in sys.modules)")
+    code = (
+        "import sys, pcrsolve; "
+        "print(any(m == 'numba' or m.startswith('numba.') for m in sys.modules), 'cupy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -42,8 +44,9 @@ def test_explicit_backend_wins_and_nests():
 def test_explicit_backend_converts_other_libraries():
     import array_api_strict as xps
 
-    x = pcr.solve_tridiagonal(xps.asarray([1.0]), xps.asarray([4.0, 4.0]), [1.0], np.array([5.0, 5.0]),
-                              backend="numba")
+    x = pcr.solve_tridiagonal(
+        xps.asarray([1.0]), xps.asarray([4.0, 4.0]), [1.0], np.array([5.0, 5.0]), backend="numba"
+    )
     assert isinstance(x, np.ndarray)
     np.testing.assert_allclose(x, [1.0, 1.0])
 
@@ -51,14 +54,17 @@ def test_explicit_backend_converts_other_libraries():
 def test_result_stays_in_input_library():
     import array_api_strict as xps
 
-    x = pcr.solve_tridiagonal(xps.asarray([1.0]), xps.asarray([4.0, 4.0]), xps.asarray([1.0]),
-                              xps.asarray([5.0, 5.0]))
+    x = pcr.solve_tridiagonal(
+        xps.asarray([1.0]), xps.asarray([4.0, 4.0]), xps.asarray([1.0]), xps.asarray([5.0, 5.0])
+    )
     assert type(x).__module__.startswith("array_api_strict")
 
 
 @pytest.mark.skipif(_backend.importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
 def test_cupy_not_installed_message():
-    with pytest.raises(RuntimeError, match=r"backend 'cupy' needs CuPy, which is not installed; install CuPy"):
+    with pytest.raises(
+        RuntimeError, match=r"backend 'cupy' needs CuPy, which is not installed; install CuPy"
+    ):
         _backend.resolve({}, "cupy")
 
 

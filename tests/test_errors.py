@@ -18,16 +18,21 @@ def raises(exc, pattern):
 
 
 def test_off_diagonal_length():
-    with raises(ValueError, "`dl` must have length n-1 = 9 (LAPACK layout) or n = 10 (padded) on axis -1 "
-                "to match `d` of shape (10,); got shape (5,)."):
+    with raises(
+        ValueError,
+        "`dl` must have length n-1 = 9 (LAPACK layout) or n = 10 (padded) on axis -1 "
+        "to match `d` of shape (10,); got shape (5,).",
+    ):
         pcr.solve_tridiagonal(np.ones(5), np.ones(10), np.ones(9), np.ones(10))
     with raises(ValueError, "`du` must have length n-1"):
         pcr.solve_tridiagonal(np.ones(9), np.ones(10), np.ones(3), np.ones(10))
 
 
 def test_rhs_length():
-    with raises(ValueError, "`rhs` must have length n = 2 on its last axis to match `d` of shape (2,); "
-                "got shape (3,)."):
+    with raises(
+        ValueError,
+        "`rhs` must have length n = 2 on its last axis to match `d` of shape (2,); got shape (3,).",
+    ):
         pcr.solve_tridiagonal(ONE, TWO, ONE, np.ones(3))
 
 
@@ -53,8 +58,7 @@ def test_non_finite_in_ignored_corner_is_fine():
 
 
 def test_check_finite_false_skips_the_check():
-    pcr.solve_tridiagonal(ONE, 4 * TWO, ONE, np.array([1.0, np.nan]), check_finite=False,
-                          method="pivoting")
+    pcr.solve_tridiagonal(ONE, 4 * TWO, ONE, np.array([1.0, np.nan]), check_finite=False, method="pivoting")
 
 
 @pytest.mark.parametrize("value", [np.array(["a", "b"]), np.array([object(), object()])])
@@ -69,31 +73,43 @@ def test_ragged_list():
 
 
 def test_unknown_method():
-    with raises(ValueError, "`method` must be one of 'auto', 'sequential', 'pcr', 'hybrid', 'pivoting' for "
-                "solve_tridiagonal; got 'lu'."):
+    with raises(
+        ValueError,
+        "`method` must be one of 'auto', 'sequential', 'pcr', 'hybrid', 'pivoting' for "
+        "solve_tridiagonal; got 'lu'.",
+    ):
         pcr.solve_tridiagonal(ONE, TWO, ONE, TWO, method="lu")
 
 
 def test_unsupported_method():
     with raises(ValueError, "('pivoting' is not available for solve_block_tridiagonal)"):
-        pcr.solve_block_tridiagonal(np.ones((1, 2, 2)), np.ones((2, 2, 2)), np.ones((1, 2, 2)), np.ones((2, 2)),
-                                    method="pivoting")
+        pcr.solve_block_tridiagonal(
+            np.ones((1, 2, 2)), np.ones((2, 2, 2)), np.ones((1, 2, 2)), np.ones((2, 2)), method="pivoting"
+        )
     with raises(ValueError, "bidiagonal systems (no pivoting is needed: they are triangular)"):
         pcr.solve_bidiagonal(TWO, ONE, TWO, method="pivoting")
 
 
 def test_non_square_blocks():
     with raises(ValueError, "the blocks of `D` must be square (..., m, m); got shape (2, 2, 3)."):
-        pcr.solve_block_tridiagonal(np.ones((1, 2, 2)), np.ones((2, 2, 3)), np.ones((1, 2, 2)), np.ones((2, 2)))
+        pcr.solve_block_tridiagonal(
+            np.ones((1, 2, 2)), np.ones((2, 2, 3)), np.ones((1, 2, 2)), np.ones((2, 2))
+        )
 
 
 def test_block_size_mismatch():
-    with raises(ValueError, "`U` must have block size m = 2 (from `D`), as (..., n, m, m); got shape (1, 3, 3)."):
-        pcr.solve_block_tridiagonal(np.ones((1, 2, 2)), np.eye(2)[None].repeat(2, 0), np.ones((1, 3, 3)),
-                                    np.ones((2, 2)))
-    with raises(ValueError, "`rhs` must have shape (..., n, m) = (..., 2, 2) to match `D` of shape (2, 2, 2)"):
-        pcr.solve_block_tridiagonal(np.ones((1, 2, 2)), np.eye(2)[None].repeat(2, 0), np.ones((1, 2, 2)),
-                                    np.ones((3, 2)))
+    with raises(
+        ValueError, "`U` must have block size m = 2 (from `D`), as (..., n, m, m); got shape (1, 3, 3)."
+    ):
+        pcr.solve_block_tridiagonal(
+            np.ones((1, 2, 2)), np.eye(2)[None].repeat(2, 0), np.ones((1, 3, 3)), np.ones((2, 2))
+        )
+    with raises(
+        ValueError, "`rhs` must have shape (..., n, m) = (..., 2, 2) to match `D` of shape (2, 2, 2)"
+    ):
+        pcr.solve_block_tridiagonal(
+            np.ones((1, 2, 2)), np.eye(2)[None].repeat(2, 0), np.ones((1, 2, 2)), np.ones((3, 2))
+        )
 
 
 def test_block_bidiagonal_names_E():
@@ -118,11 +134,17 @@ def test_block_bidiagonal_singular_block():
 
 
 def test_recurrence_shapes():
-    with raises(ValueError, "`A` must have b.ndim + 1 = 3 axes (dense blocks (..., n, m, m)) or b.ndim = 2 axes"):
+    with raises(
+        ValueError, "`A` must have b.ndim + 1 = 3 axes (dense blocks (..., n, m, m)) or b.ndim = 2 axes"
+    ):
         pcr.linear_recurrence(np.ones(4), np.ones((4, 2)))
-    with raises(ValueError, "`A` with 3 axes holds dense blocks and must have shape (..., n, m, m) = (..., 4, 2, 2)"):
+    with raises(
+        ValueError, "`A` with 3 axes holds dense blocks and must have shape (..., n, m, m) = (..., 4, 2, 2)"
+    ):
         pcr.linear_recurrence(np.ones((4, 3, 3)), np.ones((4, 2)))
-    with raises(ValueError, "`A` with 2 axes holds diagonal blocks and must have shape (..., n, m) = (..., 4, 2)"):
+    with raises(
+        ValueError, "`A` with 2 axes holds diagonal blocks and must have shape (..., n, m) = (..., 4, 2)"
+    ):
         pcr.linear_recurrence(np.ones((4, 3)), np.ones((4, 2)))
     with raises(ValueError, "`x0` must have shape (..., m) = (..., 2) with at most 0 batch axes"):
         pcr.linear_recurrence(np.ones((4, 2)), np.ones((4, 2)), np.ones(3))
@@ -137,8 +159,11 @@ def test_factorization_errors():
     f = pcr.factor_tridiagonal(ONE, 4 * TWO, ONE)
     with raises(ValueError, "`rhs` must have length n = 2 on its last axis to match the factored matrix"):
         f.solve(np.ones(3))
-    with raises(ValueError, "`method` must be one of 'auto', 'sequential', 'pivoting' for factor_tridiagonal; "
-                "got 'pcr' ('pcr' is not available for factor_tridiagonal)."):
+    with raises(
+        ValueError,
+        "`method` must be one of 'auto', 'sequential', 'pivoting' for factor_tridiagonal; "
+        "got 'pcr' ('pcr' is not available for factor_tridiagonal).",
+    ):
         pcr.factor_tridiagonal(ONE, TWO, ONE, method="pcr")
     with raises(pcr.SingularMatrixError, "singular matrix"):
         pcr.factor_tridiagonal(ONE, np.zeros(2), np.zeros(1), method="pivoting")
@@ -160,8 +185,11 @@ def test_backend_errors():
 def test_mixed_libraries():
     import array_api_strict as xps
 
-    with raises(TypeError, "the inputs come from different array libraries (numpy for `dl`, array_api_strict "
-                "for `rhs`); pass backend=\"numba\""):
+    with raises(
+        TypeError,
+        "the inputs come from different array libraries (numpy for `dl`, array_api_strict "
+        'for `rhs`); pass backend="numba"',
+    ):
         pcr.solve_tridiagonal(ONE, TWO, ONE, xps.asarray([1.0, 2.0]))
 
 

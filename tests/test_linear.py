@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
+import systems
+from conftest import unchanged
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pcrsolve as pcr
-import reference
-import systems
-from conftest import unchanged
 
 NS = [1, 2, 3, 8, 15, 16, 17, 64]
 SCALAR_METHODS = ["auto", "sequential", "pcr", "hybrid", "pivoting"]
@@ -36,8 +36,9 @@ def test_tridiagonal_matches_dense(backend, dtype, method, n, rng):
         dl, du = lapack_layout(dl, True), lapack_layout(du, False)
     expected = reference.solve_tridiagonal(dl, d, du, rhs)
     with unchanged(dl, d, du, rhs):
-        x = pcr.solve_tridiagonal(*map(backend.asarray, (dl, d, du, rhs)), method=method,
-                                  backend=backend.name)
+        x = pcr.solve_tridiagonal(
+            *map(backend.asarray, (dl, d, du, rhs)), method=method, backend=backend.name
+        )
     x = backend.to_numpy(x)
     assert x.shape == (*batch, n) and x.dtype == dtype
     assert_close(x, expected, dtype, n)
@@ -53,8 +54,9 @@ def test_block_tridiagonal_matches_dense(backend, dtype, method, n, m, rng):
         L, U = L[:, 1:], U[:, :-1]
     expected = reference.solve_block_tridiagonal(L, D, U, rhs)
     with unchanged(L, D, U, rhs):
-        x = pcr.solve_block_tridiagonal(*map(backend.asarray, (L, D, U, rhs)), method=method,
-                                        backend=backend.name)
+        x = pcr.solve_block_tridiagonal(
+            *map(backend.asarray, (L, D, U, rhs)), method=method, backend=backend.name
+        )
     x = backend.to_numpy(x)
     assert x.shape == (*batch, n, m) and x.dtype == dtype
     assert_close(x, expected, dtype, n * m, scale=4)
@@ -70,8 +72,9 @@ def test_bidiagonal_matches_dense(backend, dtype, method, n, lower, rng):
         e = lapack_layout(e, lower)
     expected = reference.solve_bidiagonal(d, e, rhs, lower=lower)
     with unchanged(d, e, rhs):
-        x = pcr.solve_bidiagonal(*map(backend.asarray, (d, e, rhs)), lower=lower, method=method,
-                                 backend=backend.name)
+        x = pcr.solve_bidiagonal(
+            *map(backend.asarray, (d, e, rhs)), lower=lower, method=method, backend=backend.name
+        )
     assert_close(backend.to_numpy(x), expected, dtype, n)
 
 
@@ -83,8 +86,9 @@ def test_block_bidiagonal_matches_dense(backend, dtype, method, n, lower, rng):
     E = L if lower else U
     expected = reference.solve_block_bidiagonal(D, E, rhs, lower=lower)
     with unchanged(D, E, rhs):
-        x = pcr.solve_block_bidiagonal(*map(backend.asarray, (D, E, rhs)), lower=lower, method=method,
-                                       backend=backend.name)
+        x = pcr.solve_block_bidiagonal(
+            *map(backend.asarray, (D, E, rhs)), lower=lower, method=method, backend=backend.name
+        )
     assert_close(backend.to_numpy(x), expected, dtype, n, scale=4)
 
 
@@ -96,8 +100,9 @@ def test_recurrence_matches_loop(backend, dtype, method, n, dense, reverse, rng)
     A, b, x0 = systems.recurrence(rng, (2,), n, 3, dtype, dense=dense)
     expected = reference.linear_recurrence(A, b, x0, reverse=reverse)
     with unchanged(A, b, x0):
-        x = pcr.linear_recurrence(*map(backend.asarray, (A, b, x0)), reverse=reverse, method=method,
-                                  backend=backend.name)
+        x = pcr.linear_recurrence(
+            *map(backend.asarray, (A, b, x0)), reverse=reverse, method=method, backend=backend.name
+        )
     x = backend.to_numpy(x)
     assert x.dtype == dtype
     assert_close(x, expected, dtype, n)
@@ -110,8 +115,9 @@ def test_recurrence_broadcasts_shared_matrix_and_default_x0(rng):
     np.testing.assert_allclose(x, reference.linear_recurrence(np.repeat(A, 5, 0), b5), rtol=1e-12)
     # a time-invariant A given with a size-1 sequence axis
     x = pcr.linear_recurrence(A[:, :1], b5)
-    np.testing.assert_allclose(x, reference.linear_recurrence(np.repeat(np.repeat(A[:, :1], 10, 1), 5, 0), b5),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        x, reference.linear_recurrence(np.repeat(np.repeat(A[:, :1], 10, 1), 5, 0), b5), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("method", ["sequential", "pivoting", "auto"])
@@ -135,14 +141,21 @@ def test_block_factorization_reused_for_many_rhs(backend, dtype, rng):
 
 # ------------------------------------------------------------------ systems that need pivoting
 
-NAG = dict(dl=[3.4, 3.6, 7.0, -6.0], d=[3.0, 2.3, -5.0, -0.9, 7.1], du=[2.1, -1.0, 1.9, 8.0],
-           rhs=[2.7, -0.5, 2.6, 0.6, 2.7])
+NAG = dict(
+    dl=[3.4, 3.6, 7.0, -6.0],
+    d=[3.0, 2.3, -5.0, -0.9, 7.1],
+    du=[2.1, -1.0, 1.9, 8.0],
+    rhs=[2.7, -0.5, 2.6, 0.6, 2.7],
+)
 
 
 @pytest.mark.parametrize("method", ["auto", "pivoting"])
 def test_nag_f07cdf_example(backend, method):
-    x = pcr.solve_tridiagonal(*(backend.asarray(np.array(NAG[k])) for k in ("dl", "d", "du", "rhs")),
-                              method=method, backend=backend.name)
+    x = pcr.solve_tridiagonal(
+        *(backend.asarray(np.array(NAG[k])) for k in ("dl", "d", "du", "rhs")),
+        method=method,
+        backend=backend.name,
+    )
     np.testing.assert_allclose(backend.to_numpy(x), [-4.0, 7.0, 3.0, -4.0, -3.0], rtol=1e-12)
 
 
@@ -157,8 +170,9 @@ def test_clement_even_is_solved_by_auto(backend, n, rng):
     dl, d, du = clement(n)
     rhs = rng.standard_normal(n)
     x = pcr.solve_tridiagonal(*map(backend.asarray, (dl, d, du, rhs)), backend=backend.name)
-    np.testing.assert_allclose(backend.to_numpy(x), reference.solve_tridiagonal(dl, d, du, rhs),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        backend.to_numpy(x), reference.solve_tridiagonal(dl, d, du, rhs), rtol=1e-10, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("n", [5, 11])
@@ -166,16 +180,18 @@ def test_clement_even_is_solved_by_auto(backend, n, rng):
 def test_clement_odd_is_singular(backend, n, method):
     dl, d, du = clement(n)
     with pytest.raises(pcr.SingularMatrixError, match="singular matrix"):
-        pcr.solve_tridiagonal(*map(backend.asarray, (dl, d, du, np.ones(n))), method=method,
-                              backend=backend.name)
+        pcr.solve_tridiagonal(
+            *map(backend.asarray, (dl, d, du, np.ones(n))), method=method, backend=backend.name
+        )
 
 
 @pytest.mark.parametrize("method", ["sequential", "pcr", "hybrid"])
 def test_non_pivoting_breakdown_raises(backend, method):
     dl, d, du = clement(6)
     with pytest.raises(pcr.SingularMatrixError, match=f"method '{method}' broke down.*pivot"):
-        pcr.solve_tridiagonal(*map(backend.asarray, (dl, d, du, np.ones(6))), method=method,
-                              backend=backend.name)
+        pcr.solve_tridiagonal(
+            *map(backend.asarray, (dl, d, du, np.ones(6))), method=method, backend=backend.name
+        )
 
 
 def test_poisson_matrix(backend):
@@ -184,15 +200,15 @@ def test_poisson_matrix(backend):
     dl, d, du = -np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)
     rhs = reference.dense_tridiagonal(dl, d, du) @ x_true
     for method in SCALAR_METHODS:
-        x = pcr.solve_tridiagonal(*map(backend.asarray, (dl, d, du, rhs)), method=method,
-                                  backend=backend.name)
+        x = pcr.solve_tridiagonal(
+            *map(backend.asarray, (dl, d, du, rhs)), method=method, backend=backend.name
+        )
         np.testing.assert_allclose(backend.to_numpy(x), x_true, atol=1e-9)
 
 
 def test_random_non_dominant_systems_auto(backend, rng):
     dl, d, du, rhs = systems.tridiagonal(rng, (40,), 30, np.float64, dominance=None)
-    x = backend.to_numpy(pcr.solve_tridiagonal(*map(backend.asarray, (dl, d, du, rhs)),
-                                               backend=backend.name))
+    x = backend.to_numpy(pcr.solve_tridiagonal(*map(backend.asarray, (dl, d, du, rhs)), backend=backend.name))
     a = reference.dense_tridiagonal(dl, d, du)
     # backward-stable answer: small residual relative to |A||x| + |b|
     r = np.abs(np.einsum("bij,bj->bi", a, x) - rhs).max(-1)
@@ -225,8 +241,10 @@ def test_block_singular_raises(rng):
 
 @pytest.mark.parametrize("n", [0, 1])
 def test_tiny_sizes(backend, n):
-    x = pcr.solve_tridiagonal(*(backend.asarray(np.full(k, 2.0)) for k in (max(n - 1, 0), n, max(n - 1, 0), n)),
-                              backend=backend.name)
+    x = pcr.solve_tridiagonal(
+        *(backend.asarray(np.full(k, 2.0)) for k in (max(n - 1, 0), n, max(n - 1, 0), n)),
+        backend=backend.name,
+    )
     np.testing.assert_allclose(backend.to_numpy(x), np.full(n, 1.0))
 
 
@@ -253,8 +271,9 @@ def test_odd_memory_layouts_and_lists(rng):
 def test_dtype_promotion():
     x = pcr.solve_tridiagonal([1], [4, 4], [1], [5, 5])
     assert x.dtype == np.float64
-    x = pcr.solve_tridiagonal(np.ones(1, np.float16), 4 * np.ones(2, np.float16), np.ones(1, np.float32),
-                              np.ones(2, np.float32))
+    x = pcr.solve_tridiagonal(
+        np.ones(1, np.float16), 4 * np.ones(2, np.float16), np.ones(1, np.float32), np.ones(2, np.float32)
+    )
     assert x.dtype == np.float32
     x = pcr.solve_tridiagonal(np.ones(1, np.float32), 4 * np.ones(2), np.ones(1), np.ones(2, np.complex64))
     assert x.dtype == np.complex128
@@ -270,8 +289,12 @@ def test_use_backend_context():
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 70), batch=st.integers(1, 4), method=st.sampled_from(SCALAR_METHODS),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 70),
+    batch=st.integers(1, 4),
+    method=st.sampled_from(SCALAR_METHODS),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_property_dominant_tridiagonal(n, batch, method, seed):
     rng = np.random.default_rng(seed)
     dl, d, du, rhs = systems.tridiagonal(rng, (batch,), n, np.float64, dominance=0.5)
@@ -280,8 +303,12 @@ def test_property_dominant_tridiagonal(n, batch, method, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 40), m=st.integers(1, 4), method=st.sampled_from(BLOCK_METHODS),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 40),
+    m=st.integers(1, 4),
+    method=st.sampled_from(BLOCK_METHODS),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_property_dominant_block(n, m, method, seed):
     rng = np.random.default_rng(seed)
     L, D, U, rhs = systems.block_tridiagonal(rng, (2,), n, m, np.float64, dominance=0.5)

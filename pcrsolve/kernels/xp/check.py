@@ -27,7 +27,7 @@ def _shift_up(xp, a):
 
 def _ratio(xp, r, anorm_x, rhs_norm):
     denom = anorm_x + rhs_norm
-    tiny = xp.finfo(r.dtype).tiny
+    tiny = xp.finfo(r.dtype).smallest_normal
     return xp.where(denom > tiny, r / xp.where(denom > tiny, denom, 1.0), r)
 
 
