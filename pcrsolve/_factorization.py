@@ -7,7 +7,6 @@ from typing import Any
 from . import _backend, _validation
 from ._errors import SingularMatrixError
 from ._linear import _GROWTH_EPS, _breakdown, _eps, _singular
-from .kernels.xp.check import tridiagonal_backward_error
 
 __all__ = [
     "BlockTridiagonalFactorization",
@@ -102,7 +101,7 @@ class TridiagonalFactorization:
             mats = _broadcast_factors(
                 be, _cast_all(be, (sys.dl, sys.d, sys.du), dtype), sys.batch, full, [(sys.n,)] * 3
             )
-            err = tridiagonal_backward_error(xp, *mats, r, x)
+            err = be.kernels.tridiagonal_backward_error(*mats, r, x)
             if bool(xp.any(err > _GROWTH_EPS * _eps(xp, dtype))):
                 self._factor("pivoting")  # element growth: switch to pivoting for good
                 return self.solve(rhs, check_finite=False)

@@ -8,7 +8,6 @@ from . import _backend, _validation
 from ._errors import SingularMatrixError
 from ._fallback import block_banded_solve
 from ._methods import choose
-from .kernels.xp.check import block_backward_error, tridiagonal_backward_error
 
 __all__ = [
     "linear_recurrence",
@@ -82,7 +81,7 @@ def tridiagonal_kernel(be, sys, method: str):
     if method != "auto":
         _breakdown(xp, info, x, sys.batch, name, "tridiagonal system")
         return x
-    err = tridiagonal_backward_error(xp, sys.dl, sys.d, sys.du, sys.rhs, x)
+    err = k.tridiagonal_backward_error(sys.dl, sys.d, sys.du, sys.rhs, x)
     bad = (info != 0) | (err > _GROWTH_EPS * _eps(xp, sys.d.dtype))
     if not bool(xp.any(bad)):
         return x
@@ -167,7 +166,7 @@ def block_kernel(be, sys, method: str):
     if method != "auto":
         _breakdown(xp, info, x, sys.batch, name, "block tridiagonal system", "block row")
         return x
-    err = block_backward_error(xp, sys.L, sys.D, sys.U, sys.rhs, x)
+    err = k.block_backward_error(sys.L, sys.D, sys.U, sys.rhs, x)
     bad = (info != 0) | (err > _GROWTH_EPS * _eps(xp, sys.D.dtype))
     if not bool(xp.any(bad)):
         return x

@@ -93,7 +93,7 @@ def _broadcast_batch(batches: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
         ) from None
 
 
-def _check_finite(xp, arrays: dict[str, Any]) -> None:
+def _check_finite(be, arrays: dict[str, Any]) -> None:
     for name, a in arrays.items():
         if a is not None and not bool(xp.all(xp.isfinite(a))):
             raise ValueError(
@@ -179,7 +179,7 @@ def tridiagonal(be, dl, d, du, rhs, *, check_finite: bool) -> TridiagonalSystem:
         )
     batch = _broadcast_batch({k: tuple(a.shape[:-1]) for k, a in arrs.items()})
     if check_finite:
-        _check_finite(xp, arrs)
+        _check_finite(be, arrs)
     flat = {k: _flatten(be, a, batch, (n,)) for k, a in arrs.items()}
     return TridiagonalSystem(flat["dl"], flat["d"], flat["du"], flat.get("rhs"), batch, n)
 
@@ -201,7 +201,7 @@ def tridiagonal_rhs(be, rhs, batch, n, dtype, *, check_finite: bool):
     dt = result_dtype(xp, r, xp.zeros((), dtype=dtype))
     r = _cast(xp, r, dt)
     if check_finite:
-        _check_finite(xp, {"rhs": r})
+        _check_finite(be, {"rhs": r})
     return _flatten(be, r, full, (n,)), full, dt
 
 
@@ -264,7 +264,7 @@ def block_tridiagonal(be, L, D, U, rhs, *, check_finite: bool) -> BlockSystem:
         {k: tuple(a.shape[:-2] if k == "rhs" else a.shape[:-3]) for k, a in arrs.items()}
     )
     if check_finite:
-        _check_finite(xp, arrs)
+        _check_finite(be, arrs)
     flat = {k: _flatten(be, a, batch, (n, m) if k == "rhs" else (n, m, m)) for k, a in arrs.items()}
     return BlockSystem(flat["L"], flat["D"], flat["U"], flat.get("rhs"), batch, n, m)
 
@@ -283,7 +283,7 @@ def block_rhs(be, rhs, batch, n, m, dtype, *, check_finite: bool):
     dt = result_dtype(xp, r, xp.zeros((), dtype=dtype))
     r = _cast(xp, r, dt)
     if check_finite:
-        _check_finite(xp, {"rhs": r})
+        _check_finite(be, {"rhs": r})
     return _flatten(be, r, full, (n, m)), full, dt
 
 
@@ -344,7 +344,7 @@ def recurrence(be, A, b, x0, *, check_finite: bool, names=("A", "b", "x0")) -> R
         {nA: tuple(a.shape[: a.ndim - len(tail)]), nb: tuple(bb.shape[:-2]), nx: tuple(x.shape[:-1])}
     )
     if check_finite:
-        _check_finite(xp, {nA: a, nb: bb, nx: x})
+        _check_finite(be, {nA: a, nb: bb, nx: x})
     return Recurrence(
         _flatten(be, a, batch, tail),
         _flatten(be, bb, batch, (n, m)),

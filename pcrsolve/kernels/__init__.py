@@ -36,6 +36,9 @@ Signatures (``<m>`` is the method name):
     ``hybrid``. Forward only: the shell flips the sequence axis for reverse recurrences.
 ``recurrence_diag[<m>](A, b, x0) -> x``
     the same with a diagonal ``A: (B, n, m)`` (elementwise products).
+``all_finite(a)``, ``tridiagonal_backward_error(dl, d, du, rhs, x) -> (B,)``,
+``block_backward_error(L, D, U, rhs, x) -> (B,)``
+    the checks behind ``check_finite`` and ``method="auto"`` (modules ``check``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class KernelTable:
     block_tridiagonal_factor: dict[str, tuple[Callable[..., Any], Callable[..., Any]]]
     recurrence_dense: dict[str, Callable[..., Any]]
     recurrence_diag: dict[str, Callable[..., Any]]
+    all_finite: Callable[..., Any]
+    tridiagonal_backward_error: Callable[..., Any]
+    block_backward_error: Callable[..., Any]
 
 
 def table(family: str, xp: Any = None) -> KernelTable:

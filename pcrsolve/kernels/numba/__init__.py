@@ -12,7 +12,7 @@ __all__ = ["table"]
 @functools.cache
 def table() -> KernelTable:
     """Import the kernel modules (compiling or loading cached code) and list them."""
-    from . import block, pivoting, recurrence, tridiagonal
+    from . import block, check, pivoting, recurrence, tridiagonal
 
     return KernelTable(
         tridiagonal={
@@ -43,4 +43,7 @@ def table() -> KernelTable:
             "pcr": recurrence.diag_pcr,
             "hybrid": recurrence.diag_hybrid,
         },
+        all_finite=check.all_finite,
+        tridiagonal_backward_error=check.tridiagonal_backward_error,
+        block_backward_error=check.block_backward_error,
     )

@@ -18,7 +18,7 @@ __all__ = ["table"]
 
 def table(xp: Any) -> KernelTable:
     """Return the xp kernels bound to the namespace ``xp``."""
-    from . import block, recurrence, tridiagonal
+    from . import block, check, recurrence, tridiagonal
 
     def bind(f):
         return functools.partial(f, xp)
@@ -52,4 +52,7 @@ def table(xp: Any) -> KernelTable:
             "pcr": bind(recurrence.diag_pcr),
             "hybrid": bind(recurrence.diag_hybrid),
         },
+        all_finite=bind(check.all_finite),
+        tridiagonal_backward_error=bind(check.tridiagonal_backward_error),
+        block_backward_error=bind(check.block_backward_error),
     )

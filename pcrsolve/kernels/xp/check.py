@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["block_backward_error", "tridiagonal_backward_error"]
+__all__ = ["all_finite", "block_backward_error", "tridiagonal_backward_error"]
+
+
+def all_finite(xp, a: Any) -> Any:
+    """Whether every entry of ``a`` is finite, as a 0-d boolean array (no host sync)."""
+    return xp.all(xp.isfinite(a))
 
 
 def _shift_down(xp, a):
