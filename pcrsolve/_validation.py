@@ -95,7 +95,7 @@ def _broadcast_batch(batches: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
 
 def _check_finite(be, arrays: dict[str, Any]) -> None:
     for name, a in arrays.items():
-        if a is not None and not bool(xp.all(xp.isfinite(a))):
+        if a is not None and not bool(be.kernels.all_finite(a)):
             raise ValueError(
                 f"`{name}` contains NaN or inf; pass finite values, or check_finite=False to "
                 "skip this check (the result is then undefined)."

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference
-import systems
-from conftest import unchanged
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pcrsolve as pcr
+import reference
+import systems
+from conftest import unchanged
 
 NS = [1, 2, 3, 8, 15, 16, 17, 64]
 SCALAR_METHODS = ["auto", "sequential", "pcr", "hybrid", "pivoting"]
