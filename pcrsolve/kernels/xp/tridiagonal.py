@@ -218,9 +218,7 @@ def _chunking(n: int, chunks: int | None) -> tuple[int, int]:
     return -(-n // c), c
 
 
-def hybrid(
-    xp: Any, dl: Any, d: Any, du: Any, rhs: Any, *, chunks: int | None = None
-) -> tuple[Any, Any]:
+def hybrid(xp: Any, dl: Any, d: Any, du: Any, rhs: Any, *, chunks: int | None = None) -> tuple[Any, Any]:
     """Solve ``(B, n)`` tridiagonal systems by the partition method (no pivoting).
 
     The rows are padded with identity rows to ``p * c`` and split into ``p`` chunks of
@@ -404,4 +402,3 @@ def gttrs(xp: Any, factors: tuple[Any, ...], rhs: Any) -> Any:
     if rhs.shape[1] == 0:
         return xp.zeros_like(rhs)
     return _gt_solve(xp, tuple(_columns(a) for a in factors), rhs)
-
