@@ -45,7 +45,7 @@ NON_PIVOTING = {
     "thomas_factor": _factor_solve(tri.thomas_factor, tri.thomas_factor_solve),
     "pcr": tri.pcr,
     "hybrid": tri.hybrid,
-    **{f"hybrid-{p}": _hybrid(p) for p in (1, 2, 3, 5, 100)},
+    **{f"hybrid-{p}": _hybrid(p) for p in (1, 3, 100)},
 }
 PIVOTING = {
     "gtsv": tri.gtsv,
@@ -251,7 +251,7 @@ def problems(draw):
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(problems())
 def test_property_all_kernels_agree_with_reference(monkeypatch, problem):
     name, dtype, n, batch, chunks, dominance, seed = problem
