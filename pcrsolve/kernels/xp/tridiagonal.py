@@ -251,10 +251,11 @@ def hybrid(xp: Any, dl: Any, d: Any, du: Any, rhs: Any, *, chunks: int | None = 
     scale = _scale(xp, A, D, U)
 
     # Forward sweep over the interior rows j < c-1 of every chunk, with x[i, -1] = L[i-1]
-    # known: x[i, j] = g1[j] + v1[j] * L[i-1] - cp[j] * x[i, j+1].
+    # known: x[i, j] = g1[j+1] + v1[j+1] * L[i-1] - cp[j+1] * x[i, j+1] (the lists are
+    # shifted by one: their entry 0 stands for row -1).
     zero = xp.zeros_like(D[:, :, 0])
     one = xp.ones_like(zero)
-    g1, v1, cp, bads = [zero], [one], [zero], []  # entry 0 stands for row j = -1
+    g1, v1, cp, bads = [zero], [one], [zero], []
     for j in range(c - 1):
         a_j = A[:, :, j]
         piv = D[:, :, j] - a_j * cp[-1]
