@@ -23,7 +23,7 @@ def rng():
 
 
 @dataclass
-class TestBackend:
+class BackendCase:
     """How a test moves data in and out of one backend."""
 
     name: str  # the value passed as ``backend=`` (None: by the inputs)
@@ -32,7 +32,7 @@ class TestBackend:
     xp: Any
 
 
-def _strict_backend(monkeypatch) -> TestBackend:
+def _strict_backend(monkeypatch) -> BackendCase:
     import array_api_strict as xp
 
     def forbidden(self, *args, **kwargs):
@@ -42,7 +42,7 @@ def _strict_backend(monkeypatch) -> TestBackend:
     array_type = type(xp.asarray(0.0))
     monkeypatch.setattr(array_type, "__array__", forbidden, raising=False)
     monkeypatch.setattr(array_type, "__buffer__", forbidden, raising=False)
-    return TestBackend(
+    return BackendCase(
         None, lambda a: xp.asarray(np.array(a, copy=True)), lambda a: np.array(a._array, copy=True), xp
     )
 
@@ -51,12 +51,12 @@ BACKEND_NAMES = ("numba", "numpy", "array_api_strict")
 
 
 @pytest.fixture(params=BACKEND_NAMES)
-def backend(request, monkeypatch) -> TestBackend:
+def backend(request, monkeypatch) -> BackendCase:
     """The three ways through the public API: Numba kernels, xp kernels on NumPy, strict xp."""
     if request.param == "array_api_strict":
         return _strict_backend(monkeypatch)
     ident = lambda a: np.asarray(a)  # noqa: E731
-    return TestBackend(request.param, ident, ident, np)
+    return BackendCase(request.param, ident, ident, np)
 
 
 @contextlib.contextmanager

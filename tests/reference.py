@@ -13,22 +13,26 @@ import numpy as np
 def _pad_lower(a, n):
     """Padded copy (length n on axis ``axis``) of a sub-diagonal-like array."""
     a = np.asarray(a)
-    return a if a.shape[-1] == n else np.concatenate([np.zeros_like(a[..., :1]), a], axis=-1)
+    zero = np.zeros((*a.shape[:-1], 1), dtype=a.dtype)
+    return a if a.shape[-1] == n else np.concatenate([zero, a], axis=-1)
 
 
 def _pad_upper(a, n):
     a = np.asarray(a)
-    return a if a.shape[-1] == n else np.concatenate([a, np.zeros_like(a[..., :1])], axis=-1)
+    zero = np.zeros((*a.shape[:-1], 1), dtype=a.dtype)
+    return a if a.shape[-1] == n else np.concatenate([a, zero], axis=-1)
 
 
 def _pad_lower_blocks(a, n):
     a = np.asarray(a)
-    return a if a.shape[-3] == n else np.concatenate([np.zeros_like(a[..., :1, :, :]), a], axis=-3)
+    zero = np.zeros((*a.shape[:-3], 1, *a.shape[-2:]), dtype=a.dtype)
+    return a if a.shape[-3] == n else np.concatenate([zero, a], axis=-3)
 
 
 def _pad_upper_blocks(a, n):
     a = np.asarray(a)
-    return a if a.shape[-3] == n else np.concatenate([a, np.zeros_like(a[..., :1, :, :])], axis=-3)
+    zero = np.zeros((*a.shape[:-3], 1, *a.shape[-2:]), dtype=a.dtype)
+    return a if a.shape[-3] == n else np.concatenate([a, zero], axis=-3)
 
 
 def dense_tridiagonal(dl, d, du):
@@ -91,9 +95,8 @@ def solve_bidiagonal(d, e, rhs, lower=True):
     """Reference solution of a (batched) scalar bidiagonal system."""
     d = np.asarray(d)
     n = d.shape[-1]
-    zero = np.zeros_like(np.asarray(e)[..., :0])
     if lower:
-        return solve_tridiagonal(_pad_lower(e, n), d, np.concatenate([zero, np.zeros_like(d)], -1), rhs)
+        return solve_tridiagonal(_pad_lower(e, n), d, np.zeros_like(d), rhs)
     return solve_tridiagonal(np.zeros_like(d), d, _pad_upper(e, n), rhs)
 
 
