@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import reference
 import systems
-from conftest import TestBackend as Namespace  # aliased: pytest would collect Test*
+from conftest import BackendCase as Namespace
 from conftest import _strict_backend
 from pcrsolve.kernels.xp import tridiagonal as tri
 
