@@ -75,8 +75,7 @@ def _doubling(xp: Any, mv: _Op, mm: _Op, A: Any, b: Any, x0: Any) -> Any:
     n = b.shape[1]
     if n == 0:
         return xp.zeros_like(b)
-    x = xp.concat([(mv(xp, A[:, 0, ...], x0) + b[:, 0, ...])[:, None, ...], b[:, 1:, ...]],
-                  axis=1)
+    x = xp.concat([(mv(xp, A[:, 0, ...], x0) + b[:, 0, ...])[:, None, ...], b[:, 1:, ...]], axis=1)
     maps = A[:, 1:, ...]  # maps of rows s .. n-1, here s = 1
     s = 1
     while s < n:
