@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import reference
 import systems
-from conftest import TestBackend as Backend
+from conftest import BackendCase as Backend
 from conftest import _strict_backend
 from pcrsolve.kernels.xp import block
 
