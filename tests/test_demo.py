@@ -1,0 +1,85 @@
+"""The demo (`python -m pcrsolve demo`) with tiny sizes: it runs, prints an aligned table, is accurate."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import pcrsolve
+from pcrsolve import _demo
+from pcrsolve.__main__ import main as cli
+
+TINY = [
+    ("batched tridiagonal", _demo.tridiagonal, {"batch": 8, "n": 33, "rounds": 1}),
+    ("block tridiagonal", _demo.block_tridiagonal, {"batch": 3, "n": 17, "m": 3, "rounds": 1}),
+    ("IIR filters (recurrence)", _demo.recurrence, {"filters": 4, "length": 100, "rounds": 1}),
+]
+HAS_CHAIN = all(hasattr(pcrsolve, n) for n in ("solve_chain", "sequential_chain", "FunctionChain"))
+
+
+@pytest.mark.parametrize(("label", "case", "kwargs"), TINY, ids=[t[0] for t in TINY])
+def test_linear_cases_are_accurate(label, case, kwargs):
+    row = case(**kwargs)
+    assert row.case == label
+    assert row.error < 1e-12
+    assert row.t_reference > 0 and row.t_pcrsolve > 0
+
+
+def test_banded_storage_matches_dense():
+    rng = np.random.default_rng(0)
+    B, n, m = 2, 5, 3
+    L, U = rng.random((B, n - 1, m, m)), rng.random((B, n - 1, m, m))
+    D = rng.random((B, n, m, m))
+    ab = _demo._banded(L, D, U)
+    bw = 2 * m - 1
+    for s in range(B):
+        A = np.zeros((n * m, n * m))
+        for k in range(n):
+            A[k * m : (k + 1) * m, k * m : (k + 1) * m] = D[s, k]
+            if k:
+                A[k * m : (k + 1) * m, (k - 1) * m : k * m] = L[s, k - 1]
+                A[(k - 1) * m : k * m, k * m : (k + 1) * m] = U[s, k - 1]
+        dense = np.zeros_like(A)
+        for r in range(n * m):
+            for c in range(max(0, r - bw), min(n * m, r + bw + 1)):
+                dense[r, c] = ab[s, bw + r - c, c]
+        np.testing.assert_array_equal(dense, A)
+
+
+@pytest.mark.skipif(not HAS_CHAIN, reason="the chain solver has not landed")
+def test_chain_case_matches_sequential():
+    row = _demo.chain(layers=32, width=3, rounds=1)
+    assert row.error <= 1e-10
+    assert row.extra["converged"]
+    assert 1 <= row.extra["iterations"] <= 32
+
+
+def test_table_is_aligned_and_points_to_docs():
+    out = io.StringIO()
+    cases = list(TINY)
+    if HAS_CHAIN:
+        cases.append(("tanh MLP chain (DeepPCR)", _demo.chain, {"layers": 16, "width": 2, "rounds": 1}))
+    assert _demo.main(file=out, cases=cases) == 0
+    lines = out.getvalue().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("case"))
+    table = lines[head : head + 2 + len(cases)]
+    assert set(table[1]) == {"-"}
+    assert len({len(line) for line in table}) == 1, table  # every row as wide as the header
+    for line, (label, _, _) in zip(table[2:], cases):
+        assert line.startswith(label)
+        assert line.rstrip().endswith("x")
+    text = out.getvalue()
+    assert "make docs" in text and "examples/" in text and "make bench" in text
+
+
+def test_cli_rejects_unknown_command(capsys):
+    with pytest.raises(SystemExit):
+        cli(["nonsense"])
+    assert "demo" in capsys.readouterr().err
+
+
+def test_cli_config(capsys):
+    assert cli(["config"]) == 0
+    assert "numpy" in capsys.readouterr().out
