@@ -10,6 +10,7 @@ written against their namespace.
 from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import use_backend
+from ._chain import Chain, ChainSolution, FunctionChain, chain_adjoint, sequential_chain, solve_chain
 from ._config import show_config
 from ._errors import SingularMatrixError
 from ._factorization import (
@@ -33,16 +34,22 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "BlockTridiagonalFactorization",
+    "Chain",
+    "ChainSolution",
+    "FunctionChain",
     "SingularMatrixError",
     "TridiagonalFactorization",
     "__version__",
+    "chain_adjoint",
     "factor_block_tridiagonal",
     "factor_tridiagonal",
     "linear_recurrence",
+    "sequential_chain",
     "show_config",
     "solve_bidiagonal",
     "solve_block_bidiagonal",
     "solve_block_tridiagonal",
+    "solve_chain",
     "solve_tridiagonal",
     "use_backend",
 ]

@@ -1,0 +1,661 @@
+"""Nonlinear chains ``x_k = f_k(x_{k-1})`` solved in parallel (DeepPCR) and their adjoints.
+
+The public shells: validate, resolve the backend once, hand validated arrays to the loop
+in :mod:`pcrsolve._chain_solve` (which calls the recurrence kernels directly), wrap the
+result. Calls into the user's chain go through :class:`pcrsolve._chain_eval.Evaluator`.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from . import _backend, _validation
+from ._chain_eval import Evaluator, has
+from ._chain_solve import Options, run_sequential, solve
+from ._linear import recurrence_kernel
+
+__all__ = [
+    "Chain",
+    "ChainSolution",
+    "FunctionChain",
+    "chain_adjoint",
+    "sequential_chain",
+    "solve_chain",
+]
+
+CHAIN_METHODS = ("newton", "diagonal", "picard", "jacobi", "sequential")
+ADJOINT_METHODS = ("auto", "sequential", "pcr", "hybrid")
+_KIND = {"newton": "dense", "diagonal": "diag", "picard": "identity", "jacobi": "zero"}
+
+
+# --------------------------------------------------------------------------- chains
+
+
+@runtime_checkable
+class Chain(Protocol):
+    """A chain ``x_k = f_k(x_{k-1})``, ``k = 0 .. n-1``, evaluated many steps at a time.
+
+    Only ``step`` is required. A chain may also define any of the optional methods below;
+    a solver uses the ones its method needs (see :func:`solve_chain`). Each receives
+    ``x_prev : (s, *batch, m)``, the states before steps ``k : (s,)`` (an integer array
+    of step indices in the same array library as ``x_prev``, so a GPU chain can gather
+    its per-step parameters on the device), and is vectorized over the leading axis:
+    row ``i`` belongs to step ``k[i]``. Outputs keep the dtype of ``x_prev``.
+
+    - ``jac(x_prev, k) -> (s, *batch, m, m)``: the dense Jacobian ``df_k/dx``.
+    - ``jac_diag(x_prev, k) -> (s, *batch, m)``: its diagonal.
+    - ``jvp(x_prev, k, v) -> (s, *batch, m)``: ``J v``.
+    - ``vjp(x_prev, k, u) -> (s, *batch, m)``: ``J^T u``.
+    - ``linearize(x_prev, k) -> (f, jac)``: step and dense Jacobian together, when fusing
+      them is cheaper; preferred over ``step`` + ``jac`` by the Newton method.
+
+    Examples
+    --------
+    >>> import numpy as np, pcrsolve as pcr
+    >>> class Halving:
+    ...     def step(self, x_prev, k):
+    ...         return 0.5 * x_prev + 1.0
+    >>> isinstance(Halving(), pcr.Chain)
+    True
+    """
+
+    def step(self, x_prev: Any, k: Any) -> Any:
+        """``f_k(x_prev)`` for every row: ``(s, *batch, m)``."""
+        ...
+
+
+class FunctionChain:
+    """A :class:`Chain` made of functions.
+
+    Parameters
+    ----------
+    step : callable ``(x_prev, k) -> (s, *batch, m)``
+        The steps ``f_k``, vectorized over the leading axis (see :class:`Chain`).
+    jac : callable ``(x_prev, k) -> (s, *batch, m, m)``, optional
+        Dense Jacobians; needed (or ``jvp``) by ``method="newton"``.
+    jac_diag : callable ``(x_prev, k) -> (s, *batch, m)``, optional
+        Diagonals of the Jacobians, for ``method="diagonal"``.
+    jvp : callable ``(x_prev, k, v) -> (s, *batch, m)``, optional
+        Jacobian-vector products; ``m`` of them (in one call) replace ``jac``.
+    vjp : callable ``(x_prev, k, u) -> (s, *batch, m)``, optional
+        Vector-Jacobian products ``J^T u``, for :func:`chain_adjoint`.
+
+    Raises
+    ------
+    TypeError
+        If ``step`` or a given derivative is not callable.
+
+    Examples
+    --------
+    A scalar map ``x_k = cos(x_{k-1})`` with its derivative:
+
+    >>> import numpy as np, pcrsolve as pcr
+    >>> chain = pcr.FunctionChain(
+    ...     lambda x, k: np.cos(x), jac=lambda x, k: -np.sin(x)[..., None]
+    ... )
+    >>> sol = pcr.solve_chain(chain, np.array([1.0]), 100)
+    >>> round(float(sol.states[-1, 0]), 6)  # the fixed point of cos
+    0.739085
+    """
+
+    def __init__(
+        self,
+        step: Callable[[Any, Any], Any],
+        *,
+        jac: Callable[[Any, Any], Any] | None = None,
+        jac_diag: Callable[[Any, Any], Any] | None = None,
+        jvp: Callable[[Any, Any, Any], Any] | None = None,
+        vjp: Callable[[Any, Any, Any], Any] | None = None,
+    ) -> None:
+        for name, f in (("step", step), ("jac", jac), ("jac_diag", jac_diag), ("jvp", jvp), ("vjp", vjp)):
+            if (f is not None or name == "step") and not callable(f):
+                raise TypeError(f"FunctionChain: `{name}` must be callable; got {type(f).__name__}.")
+        self.step = step
+        self.jac = jac
+        self.jac_diag = jac_diag
+        self.jvp = jvp
+        self.vjp = vjp
+
+    def __repr__(self) -> str:
+        given = [n for n in ("jac", "jac_diag", "jvp", "vjp") if getattr(self, n) is not None]
+        return f"FunctionChain(step{''.join(', ' + n for n in given)})"
+
+
+@dataclass(frozen=True)
+class ChainSolution:
+    """The result of :func:`solve_chain`.
+
+    Attributes
+    ----------
+    states : (n_steps, *batch, m) array
+        ``states[k] = f_k(states[k-1])`` with ``states[-1] := x0`` (``x0`` is not included),
+        in the array library of ``x0``.
+    converged : bool
+        Whether ``states`` is the sequential result within ``tol``. Always true unless a
+        fixed-iteration run (``tol=0`` with ``max_iter``) ended with an update above the
+        dtype's default tolerance.
+    iterations : int
+        Parallel sweeps that changed some state by more than ``tol``. A sweep that only
+        confirmed convergence (all its updates within ``tol``) is not counted, so a linear
+        chain reports 1 and a warm start from the answer 0. In a fixed-iteration run, the
+        number of sweeps.
+    residuals : tuple of float
+        Per sweep (including confirming ones, so ``len(residuals) >= iterations``), the
+        largest scaled update ``||dx_k|| / (1 + ||x_k||)`` (2-norms) over the active steps and
+        batch elements (``inf`` when non-finite values were held back).
+    status : {"converged", "sequential", "max_iter"}
+        ``"converged"``: every step converged in parallel sweeps. ``"sequential"``: the
+        remaining steps were finished by the plain loop (``method="sequential"``, or the
+        parallel solve did not pay; ``message`` says why and from which step).
+        ``"max_iter"``: a fixed-iteration run whose last update exceeds the default
+        tolerance.
+    message : str
+        A human-readable account of how the solve ended.
+    n_step_evals : int
+        Evaluations of single steps ``f_k`` (a call on ``s`` steps counts ``s``; batch
+        elements are not counted separately).
+    n_jac_evals : int
+        Single-step Jacobian evaluations (dense, diagonal, or assembled from ``m`` probes;
+        each counts once per step).
+    """
+
+    states: Any
+    converged: bool
+    iterations: int
+    residuals: tuple[float, ...]
+    status: str
+    message: str
+    n_step_evals: int
+    n_jac_evals: int
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_chain(chain: Any, where: str) -> None:
+    if not has(chain, "step"):
+        raise TypeError(
+            f"`chain` passed to {where} must have a callable `step(x_prev, k)` (see pcrsolve.Chain); "
+            f"got {type(chain).__name__}. Wrap plain functions as FunctionChain(step, jac=...)."
+        )
+
+
+def _n_steps(n_steps: Any) -> int:
+    if isinstance(n_steps, bool):
+        raise TypeError("`n_steps` must be an int; got bool.")
+    try:
+        n = operator.index(n_steps)
+    except TypeError:
+        raise TypeError(f"`n_steps` must be an int; got {type(n_steps).__name__} {n_steps!r}.") from None
+    if n < 0:
+        raise ValueError(f"`n_steps` must be >= 0; got {n}.")
+    return n
+
+
+def _x0(be, x0: Any, dtype: Any = None):
+    """``x0`` as a finite ``(*batch, m)`` array of the backend with a float/complex dtype."""
+    xp = be.xp
+    a = _validation._numeric(be, x0, "x0")
+    if a.ndim < 1:
+        raise ValueError(
+            "`x0` must have shape (*batch, m) with the state axis m last; got a scalar. Use "
+            "x0[None] (shape (1,)) for a scalar state."
+        )
+    dtype = _validation.result_dtype(xp, a) if dtype is None else dtype
+    a = _validation._cast(xp, a, dtype)
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError("`x0` contains NaN or inf; the chain must start from a finite state.")
+    return a
+
+
+def _states_like(be, a: Any, name: str, n: int, x0, what: str):
+    """An array of shape ``(n, *x0.shape)``, cast to ``x0``'s dtype, checked finite."""
+    xp = be.xp
+    arr = _validation._numeric(be, a, name)
+    want = (n, *x0.shape)
+    if tuple(arr.shape) != want:
+        raise ValueError(
+            f"`{name}` must have shape (n_steps, *batch, m) = {want} ({what}); got shape {tuple(arr.shape)}."
+        )
+    arr = _validation._cast(xp, arr, x0.dtype)
+    if not bool(xp.all(xp.isfinite(arr))):
+        raise ValueError(f"`{name}` contains NaN or inf.")
+    return arr
+
+
+def _optional_int(value: Any, name: str, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int or None; got bool.")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int or None; got {type(value).__name__}.") from None
+    if v < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum} (or None); got {v}.")
+    return v
+
+
+def _optional_float(value: Any, name: str, low: float, high: float, low_open: bool) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a float or None; got bool.")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a float or None; got {type(value).__name__}.") from None
+    ok = (v > low if low_open else v >= low) and v <= high
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"`{name}` must lie in {interval}; got {value!r}.")
+    return v
+
+
+def _needs(chain: Any, method: str) -> None:
+    if method == "newton" and not any(has(chain, n) for n in ("jac", "jvp", "linearize")):
+        raise ValueError(
+            "method='newton' needs the chain's dense Jacobian: give `jac(x_prev, k)` "
+            "(s, *batch, m, m), `jvp(x_prev, k, v)` or `linearize(x_prev, k)`, e.g. "
+            "FunctionChain(step, jac=...); methods 'picard', 'jacobi' and 'sequential' need only `step`."
+        )
+    if method == "diagonal" and not any(has(chain, n) for n in ("jac_diag", "jac", "jvp", "linearize")):
+        raise ValueError(
+            "method='diagonal' needs the Jacobians' diagonals: give `jac_diag(x_prev, k)` "
+            "(s, *batch, m), or `jac`, `jvp` or `linearize` (their diagonal is taken), e.g. "
+            "FunctionChain(step, jac_diag=...); methods 'picard', 'jacobi' and 'sequential' need only `step`."
+        )
+
+
+def default_tol(xp: Any, dtype: Any) -> float:
+    """The default ``tol``: ``eps**0.75`` of the state dtype (1.8e-12 float64, 6.4e-6 float32)."""
+    return float(xp.finfo(dtype).eps) ** 0.75
+
+
+# --------------------------------------------------------------------------- solvers
+
+
+def solve_chain(
+    chain: Chain,
+    x0: Any,
+    n_steps: int,
+    *,
+    method: str = "newton",
+    x_init: Any = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    window: int | None = None,
+    damping: float | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool = False,
+    backend: str | None = None,
+) -> ChainSolution:
+    """Solve a chain ``x_k = f_k(x_{k-1})``, ``k = 0 .. n_steps-1``, for all states at once.
+
+    The chain is one nonlinear system ``x_k - f_k(x_{k-1}) = 0`` (DeepPCR, Danieli et al.
+    2023; also DEER, ParaRNN). Each parallel *sweep* evaluates every active step at once on
+    the current iterate ``X``, ``F_k = f_k(X_{k-1})`` (``X_{-1} = x0``), and solves the
+    linear recurrence ``dX_k = A_k dX_{k-1} + (F_k - X_k)`` in O(log n) depth (PCR) or by
+    the work-optimal kernel on the CPU; then ``X += dX``. ``method`` chooses ``A_k``.
+
+    Parameters
+    ----------
+    chain : Chain
+        The chain: ``step`` and, depending on ``method``, derivatives (see :class:`Chain`
+        and :class:`FunctionChain`).
+    x0 : (*batch, m) array_like
+        The state before the first step. Its array library decides the backend; integers
+        promote to float64.
+    n_steps : int
+        Number of steps ``n >= 0``.
+    method : {"newton", "diagonal", "picard", "jacobi", "sequential"}, optional
+        ``A_k`` of the linear step. ``"newton"`` (default): the dense Jacobian (from
+        ``linearize``, else ``jac``, else ``m`` ``jvp`` probes in one call); quadratic
+        convergence, a linear chain in one iteration; memory O(n m^2) (or O(window m^2)).
+        ``"diagonal"``: its diagonal (``jac_diag``, else the diagonal of the dense one);
+        memory O(n m). ``"picard"``: the identity, suited to ``x + h g(x)`` chains (ODE
+        solvers, diffusion samplers); needs only ``step``. ``"jacobi"``: zero, the
+        fixed-point iteration ``X_k <- f_k(X_{k-1})``; needs only ``step``.
+        ``"sequential"``: the plain loop.
+    x_init : (n_steps, *batch, m) array_like, optional
+        A first guess of the states (a warm start); by default ``x0`` repeated (with a
+        ``window``: each newly entering step starts from the latest state).
+    tol : float, optional
+        Convergence threshold on the scaled Newton update ``||dx_k|| / (1 + ||x_k||)``
+        (2-norms over the state), an estimate of the forward error relative to the state's
+        size, checked per step and per batch element. A step also counts as converged when
+        the last two sweeps predict its remaining error within ``tol`` (quadratic
+        convergence for Newton, the contraction rate for the other methods), which spares
+        a sweep that would only confirm convergence. Default: ``eps**0.75`` of the dtype
+        (1.8e-12 for float64, 6.4e-6 for float32). ``tol=0`` with ``max_iter=K`` is the
+        fixed-iteration mode: exactly ``K`` sweeps (fewer only when ``K > n_steps``) with
+        no host synchronisation inside the loop; the states are then the K-th iterate (the
+        first ``K`` exact), and ``converged`` says whether the last update was within the
+        default tolerance.
+    max_iter : int, optional
+        At most this many sweeps; if they do not converge, the remaining steps are run by
+        the sequential loop (so the result is still the sequential one). Default: no
+        count limit; the cost rules below bound the work.
+    window : int, optional
+        Sliding window (ParaDiGMS): sweep only steps ``[p, p + window)`` past the frozen
+        prefix ``p``, sliding on as the prefix converges. Jacobian memory
+        O(window m^2) instead of O(n m^2).
+    damping : float in (0, 1], optional
+        Relaxation factor ``w`` of the update, ``X += w dX`` (default 1). The solver also
+        halves it on its own after a sweep that met non-finite values without progress,
+        and restores it after a clean sweep.
+    callback : callable, optional
+        Called after every sweep with a dict: ``iteration`` (sweep number, from 1),
+        ``residual`` (its largest scaled update; a 0-d device array in fixed-iteration
+        mode), ``prefix`` (converged steps), ``window`` (the swept ``(start, stop)``),
+        ``damping``, ``n_step_evals``, ``n_jac_evals``.
+    progress : bool, optional
+        Show a tqdm bar over the converged steps when tqdm is importable, else print one
+        line per sweep on stderr.
+    backend : {"numba", "numpy", "cupy"}, optional
+        Where to compute; by default ``x0`` (and ``x_init``) decide. The chain's callbacks
+        receive arrays of that backend.
+
+    Returns
+    -------
+    ChainSolution
+        ``states (n_steps, *batch, m)``, ``converged``, ``iterations``, ``residuals``,
+        ``status``, ``message``, ``n_step_evals``, ``n_jac_evals``.
+
+    Raises
+    ------
+    FloatingPointError
+        If the sequential chain itself produces NaN or inf (the message names the first
+        such step): no solver can return finite states then.
+    ValueError
+        For a bad shape or option, or a method whose derivatives the chain lacks.
+    TypeError
+        For a chain without ``step``, a callback returning the wrong dtype, or options of
+        the wrong type.
+
+    Notes
+    -----
+    Guarantees. Step ``p`` after the frozen prefix follows an exact state, so a sweep sets
+    it to ``f_p`` exactly: after ``i`` sweeps at least the first ``i`` states are exact,
+    and the prefix of steps whose update is within ``tol`` (for every batch element) is
+    frozen and never swept again. Non-finite values produced in a sweep (by ``f`` or ``J``
+    at a poor iterate, or an overflowing linear solve) are held back from that position
+    on, per batch element, so they never enter the iterate.
+
+    Cost rules (adaptive mode). After two sweeps the solver times three exact steps
+    of the sequential loop (``t_step``, the fastest of them; they extend the prefix) and,
+    before every further sweep, finishes the remaining steps ``[p, n)`` with the loop if
+    (a) another sweep, at the fastest sweep time ``t_sweep`` seen, would make the sweeps
+    cost more than twice the whole loop, ``(sweeps + 1) t_sweep > 2 n t_step``; or (b)
+    from the fourth sweep on (or earlier, once the sweeps have cost half the loop), the
+    sweeps still needed (forecast from how fast the largest update shrinks, or from how
+    fast the prefix advances) would take longer than the loop over the remaining steps,
+    ``needed t_sweep > (n - p) t_step``; or (c) three sweeps in a row met non-finite
+    values without advancing past their exact first step (the update is halved after
+    each). Rule (a) bounds the total at about three times the sequential loop (plus two
+    sweeps for very short chains); rule (b) gives up on chaotic or strongly expanding
+    chains, where the prefix advances only a few steps per sweep, after at most four
+    sweeps or half the loop's time. Timing makes the switch point (not the answer, which
+    is the sequential one within ``tol`` either way) vary slightly between runs.
+
+    On NumPy inputs the linear steps run on the Numba kernels chosen by
+    ``method="auto"`` of :func:`linear_recurrence` (the work-optimal loop on the CPU); on
+    other backends on the PCR kernels.
+
+    See Also
+    --------
+    sequential_chain : The reference loop.
+    chain_adjoint : Gradients through a solved chain.
+
+    Examples
+    --------
+    A tanh network of 64 layers of width 4, one input:
+
+    >>> import numpy as np, pcrsolve as pcr
+    >>> rng = np.random.default_rng(0)
+    >>> W = 0.3 * rng.standard_normal((64, 4, 4)); b = rng.standard_normal((64, 4))
+    >>> def step(x, k):
+    ...     return np.tanh(np.einsum("kij,kj->ki", W[k], x) + b[k])
+    >>> def jac(x, k):
+    ...     return (1 - step(x, k) ** 2)[:, :, None] * W[k]
+    >>> sol = pcr.solve_chain(pcr.FunctionChain(step, jac=jac), np.zeros(4), 64)
+    >>> sol.converged, sol.states.shape
+    (True, (64, 4))
+    >>> bool(np.allclose(sol.states, pcr.sequential_chain(pcr.FunctionChain(step), np.zeros(4), 64)))
+    True
+    """
+    _check_chain(chain, "solve_chain")
+    method = _validation.method(method, CHAIN_METHODS, "solve_chain")
+    n = _n_steps(n_steps)
+    max_iter = _optional_int(max_iter, "max_iter", 0)
+    window = _optional_int(window, "window", 1)
+    tol_v = _optional_float(tol, "tol", 0.0, math.inf, low_open=False)
+    damping_v = _optional_float(damping, "damping", 0.0, 1.0, low_open=True)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"`callback` must be callable or None; got {type(callback).__name__}.")
+    if not isinstance(progress, bool):
+        raise TypeError(f"`progress` must be a bool; got {type(progress).__name__}.")
+    _needs(chain, method)
+
+    be = _backend.resolve({"x0": x0, "x_init": x_init}, backend)
+    xp = be.xp
+    x = _validation._numeric(be, x0, "x0")
+    dtype = _validation.result_dtype(
+        xp, x, None if x_init is None else _validation._numeric(be, x_init, "x_init")
+    )
+    x = _x0(be, x, dtype)
+    dtype = x.dtype
+    batch, m = tuple(x.shape[:-1]), x.shape[-1]
+    if x_init is not None:
+        X = xp.asarray(_states_like(be, x_init, "x_init", n, x, "a guess of every state"), copy=True)
+    else:
+        X = xp.empty((n, *batch, m), dtype=dtype)
+    ev = Evaluator(chain, xp, dtype, batch, m)
+
+    if n == 0:
+        return ChainSolution(X, True, 0, (), "converged", "nothing to solve (n_steps = 0).", 0, 0)
+    if method == "sequential":
+        run_sequential(ev, X, x[None, ...], xp.arange(n), 0, n)
+        return ChainSolution(
+            X, True, 0, (), "sequential", f"ran the {n} steps sequentially.", ev.n_step_evals, 0
+        )
+    dtol = default_tol(xp, dtype)
+    opts = Options(
+        kind=_KIND[method],
+        tol=dtol if tol_v is None else tol_v,
+        fixed=tol_v == 0.0 and max_iter is not None,
+        max_iter=max_iter,
+        window=window,
+        damping=1.0 if damping_v is None else damping_v,
+        callback=callback,
+        progress=progress,
+        default_tol=dtol,
+        recurrence_method="auto" if be.is_numba else "pcr",
+    )
+    out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)
+    return ChainSolution(
+        out.states,
+        out.converged,
+        int(out.iterations),
+        tuple(float(r) for r in out.residuals),
+        out.status,
+        out.message,
+        ev.n_step_evals,
+        ev.n_jac_evals,
+    )
+
+
+def sequential_chain(chain: Chain, x0: Any, n_steps: int) -> Any:
+    """The reference loop: ``x_k = f_k(x_{k-1})`` one step at a time.
+
+    Parameters
+    ----------
+    chain : Chain
+        The chain; only ``step`` is used, called with ``k`` of shape ``(1,)``.
+    x0 : (*batch, m) array_like
+        The state before the first step; its array library is the result's.
+    n_steps : int
+        Number of steps ``n >= 0``.
+
+    Returns
+    -------
+    states : (n_steps, *batch, m) array
+        ``states[k] = f_k(states[k-1])`` with ``states[-1] := x0``.
+
+    Raises
+    ------
+    FloatingPointError
+        If a step produces NaN or inf; the message names the first such step.
+
+    Examples
+    --------
+    >>> import numpy as np, pcrsolve as pcr
+    >>> chain = pcr.FunctionChain(lambda x, k: 0.5 * x + k[:, None])
+    >>> pcr.sequential_chain(chain, np.array([1.0]), 4)[:, 0]
+    array([0.5   , 1.25  , 2.625 , 4.3125])
+    """
+    _check_chain(chain, "sequential_chain")
+    n = _n_steps(n_steps)
+    be = _backend.resolve({"x0": x0})
+    xp = be.xp
+    x = _x0(be, x0)
+    batch, m = tuple(x.shape[:-1]), x.shape[-1]
+    X = xp.empty((n, *batch, m), dtype=x.dtype)
+    ev = Evaluator(chain, xp, x.dtype, batch, m)
+    return run_sequential(ev, X, x[None, ...], xp.arange(n), 0, n)
+
+
+def chain_adjoint(
+    chain: Chain, x0: Any, states: Any, grad_states: Any, *, method: str = "auto"
+) -> tuple[Any, Any]:
+    """Back-propagate through a chain: all cotangents in one reverse linear recurrence.
+
+    With ``J_k = df_k/dx`` at ``states[k-1]`` (``states[-1] := x0``)::
+
+        adj[n-1] = g[n-1];   adj[k] = g[k] + J_{k+1}^T adj[k+1];   grad_x0 = J_0^T adj[0]
+
+    so ``adj[k]`` is the gradient of ``sum_j <g[j], states[j]>`` with respect to
+    ``states[k]`` (counting its influence on later states) and ``grad_x0`` the gradient
+    with respect to ``x0``. Exact whatever method produced ``states``.
+
+    Parameters
+    ----------
+    chain : Chain
+        The chain, with ``jac`` (transposed here), ``linearize``, or ``vjp`` (``m`` probes in
+        one call assemble ``J^T``).
+    x0 : (*batch, m) array_like
+        The initial state.
+    states : (n, *batch, m) array_like
+        The solved states, e.g. ``solve_chain(...).states``.
+    grad_states : (n, *batch, m) array_like
+        ``g``: the gradient of the loss with respect to each state.
+    method : {"auto", "sequential", "pcr", "hybrid"}, optional
+        Method of the reverse linear recurrence, as in :func:`linear_recurrence`.
+
+    Returns
+    -------
+    adj : (n, *batch, m) array
+        The adjoint states.
+    grad_x0 : (*batch, m) array
+        The gradient with respect to ``x0``.
+
+    Raises
+    ------
+    ValueError
+        For mismatched shapes, an unknown method, or a chain without ``jac``, ``linearize``
+        or ``vjp``.
+    FloatingPointError
+        If the adjoint overflows although the inputs are finite.
+
+    Notes
+    -----
+    Real chains are the target. For complex states the Jacobian from ``jac`` is
+    transposed without conjugation and ``vjp`` is used as given, so the result follows the
+    convention of the chain's own ``vjp`` (or the holomorphic one for ``jac``).
+
+    Examples
+    --------
+    A linear chain ``x_k = 0.5 x_{k-1}``: the gradient of ``x_2`` with respect to ``x0``
+    is ``0.5**3``.
+
+    >>> import numpy as np, pcrsolve as pcr
+    >>> chain = pcr.FunctionChain(
+    ...     lambda x, k: 0.5 * x, jac=lambda x, k: np.full((len(k), 1, 1), 0.5)
+    ... )
+    >>> x0 = np.array([1.0]); states = pcr.sequential_chain(chain, x0, 3)
+    >>> adj, gx0 = pcr.chain_adjoint(chain, x0, states, np.array([[0.0], [0.0], [1.0]]))
+    >>> adj[:, 0], gx0
+    (array([0.25, 0.5 , 1.  ]), array([0.125]))
+    """
+    _check_chain(chain, "chain_adjoint")
+    method = _validation.method(method, ADJOINT_METHODS, "chain_adjoint")
+    if not any(has(chain, n) for n in ("jac", "vjp", "linearize")):
+        raise ValueError(
+            "chain_adjoint needs the chain's Jacobians: give `jac(x_prev, k)` (transposed here), "
+            "`vjp(x_prev, k, u)` or `linearize(x_prev, k)`, e.g. FunctionChain(step, vjp=...)."
+        )
+    be = _backend.resolve({"x0": x0, "states": states, "grad_states": grad_states})
+    xp = be.xp
+    parts = {
+        k: _validation._numeric(be, a, k)
+        for k, a in (("x0", x0), ("states", states), ("grad_states", grad_states))
+    }
+    dtype = _validation.result_dtype(xp, *parts.values())
+    x = _x0(be, parts["x0"], dtype)
+    dtype = x.dtype
+    if parts["states"].ndim != x.ndim + 1:
+        raise ValueError(
+            f"`states` must have shape (n, *batch, m) with (*batch, m) = {tuple(x.shape)} from `x0`; "
+            f"got shape {tuple(parts['states'].shape)}."
+        )
+    n = parts["states"].shape[0]
+    S = _states_like(be, parts["states"], "states", n, x, "the solved states")
+    G = _states_like(be, parts["grad_states"], "grad_states", n, x, "one gradient per state")
+    batch, m = tuple(x.shape[:-1]), x.shape[-1]
+    if n == 0:
+        return xp.zeros((0, *batch, m), dtype=dtype), xp.zeros(x.shape, dtype=dtype)
+    ev = Evaluator(chain, xp, dtype, batch, m)
+    ks = xp.arange(n)
+    Xprev = xp.concat([x[None, ...], S[: n - 1, ...]], axis=0)
+    use_vjp = not (has(chain, "jac") or has(chain, "linearize"))
+    if use_vjp:
+        JT0 = None
+        rest = ev._probe("vjp", Xprev[1:, ...], ks[1:]) if n > 1 else None
+    else:
+        JT = ev.jac_transposed(Xprev, ks)
+        JT0, rest = JT[0, ...], JT[1:, ...]
+    # adj[k] = J_{k+1}^T adj[k+1] + g[k]: a reverse recurrence with A[k] = J_{k+1}^T and
+    # A[n-1] = 0 (it multiplies adj[n] = 0).
+    zero = xp.zeros((1, *batch, m, m), dtype=dtype)
+    A = zero if rest is None else xp.concat([rest, zero], axis=0)
+    B = math.prod(batch)
+
+    def kernel_layout(a, tail):
+        a = xp.reshape(a, (n, B, *tail))
+        return be.contiguous(xp.permute_dims(a, (1, 0, *range(2, 2 + len(tail)))))
+
+    adj = recurrence_kernel(
+        be,
+        kernel_layout(A, (m, m)),
+        kernel_layout(G, (m,)),
+        xp.zeros((B, m), dtype=dtype),
+        dense=True,
+        method=method,
+        reverse=True,
+    )
+    adj = xp.reshape(xp.permute_dims(adj, (1, 0, 2)), (n, *batch, m))
+    if JT0 is not None:
+        grad_x0 = xp.matmul(JT0, adj[0, ..., None])[..., 0]
+    else:
+        grad_x0 = ev.vjp_or_jt(x[None, ...], ks[0:1], adj[0:1, ...], None)[0, ...]
+    if not (bool(xp.all(xp.isfinite(adj))) and bool(xp.all(xp.isfinite(grad_x0)))):
+        raise FloatingPointError(
+            "the chain adjoint overflowed: it is not finite although the inputs are; the chain "
+            "amplifies perturbations too strongly for the dtype (use float64, or shorten the chain)."
+        )
+    return adj, grad_x0

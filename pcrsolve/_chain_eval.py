@@ -1,0 +1,166 @@
+"""Calling a chain: its step, its Jacobians in the form a method needs, checks and counts.
+
+:class:`Evaluator` is the one place the chain solver touches user callbacks. It checks the
+shape and dtype of each callback's first output (later calls are trusted, so the loop does
+no re-validation), counts step and Jacobian evaluations, and builds Jacobians the chain
+does not give directly: dense ones from ``m`` ``jvp`` (or ``vjp``) probes stacked along the
+step axis, so all probes of all steps are one call, and diagonals from dense ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CALLBACKS", "Evaluator", "has"]
+
+CALLBACKS = ("step", "jac", "jac_diag", "jvp", "vjp", "linearize")
+
+
+def has(chain: Any, name: str) -> bool:
+    """Whether ``chain`` offers callback ``name`` (a ``None`` attribute counts as absent)."""
+    return callable(getattr(chain, name, None))
+
+
+def _shape(a: Any) -> tuple[int, ...] | None:
+    shape = getattr(a, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+class Evaluator:
+    """A chain bound to one solve: array namespace, state dtype, batch shape and counters.
+
+    Parameters
+    ----------
+    chain : Chain
+        The chain.
+    xp : module
+        The array namespace of the states.
+    dtype : dtype
+        The state dtype; every callback must return it.
+    batch : tuple of int
+        The batch shape of the states ``(*batch, m)``.
+    m : int
+        The state size.
+    """
+
+    def __init__(self, chain: Any, xp: Any, dtype: Any, batch: tuple[int, ...], m: int) -> None:
+        self.chain, self.xp, self.dtype, self.batch, self.m = chain, xp, dtype, batch, m
+        self.n_step_evals = 0
+        self.n_jac_evals = 0
+        self._checked: set[str] = set()
+
+    # ------------------------------------------------------------------ checks
+
+    def _check(self, name: str, out: Any, s: int, tail: tuple[int, ...], layout: str) -> Any:
+        """Check the first output of callback ``name``: shape ``(s, *batch, *tail)`` and dtype."""
+        if name in self._checked:
+            return out
+        want = (s, *self.batch, *tail)
+        got = _shape(out)
+        if got is None or not hasattr(out, "dtype"):
+            raise TypeError(
+                f"`chain.{name}` must return an array of the states' library, {layout}; got "
+                f"{type(out).__name__}."
+            )
+        if got != want:
+            raise ValueError(
+                f"`chain.{name}` must return shape {layout} = {want} for x_prev of shape "
+                f"{(s, *self.batch, self.m)}; got shape {got}. Step functions are vectorized over "
+                "the leading step axis: x_prev[i] is the state before step k[i]."
+            )
+        if out.dtype != self.dtype:
+            raise TypeError(
+                f"`chain.{name}` must return the states' dtype {self.dtype}; got {out.dtype}. Keep the "
+                f"dtype of x_prev (e.g. cast the chain's parameters to {self.dtype}), or pass x0 of "
+                f"dtype {out.dtype}."
+            )
+        self._checked.add(name)
+        return out
+
+    # ------------------------------------------------------------------ evaluations
+
+    def step(self, x_prev: Any, k: Any) -> Any:
+        """``f_k(x_prev)``: ``(s, *batch, m)``."""
+        s = x_prev.shape[0]
+        out = self.chain.step(x_prev, k)
+        self.n_step_evals += s
+        return self._check("step", out, s, (self.m,), "(s, *batch, m)")
+
+    def jac(self, x_prev: Any, k: Any) -> Any:
+        """Dense Jacobians ``(s, *batch, m, m)`` from ``jac``, else from ``m`` ``jvp`` probes."""
+        s = x_prev.shape[0]
+        self.n_jac_evals += s
+        if has(self.chain, "jac"):
+            out = self.chain.jac(x_prev, k)
+            return self._check("jac", out, s, (self.m, self.m), "(s, *batch, m, m)")
+        return self._probe("jvp", x_prev, k)
+
+    def jac_transposed(self, x_prev: Any, k: Any) -> Any:
+        """``J^T``, ``(s, *batch, m, m)``: transposed ``jac``, else ``m`` ``vjp`` probes."""
+        xp = self.xp
+        s = x_prev.shape[0]
+        self.n_jac_evals += s
+        if has(self.chain, "jac"):
+            out = self._check("jac", self.chain.jac(x_prev, k), s, (self.m, self.m), "(s, *batch, m, m)")
+            return xp.matrix_transpose(out)
+        if has(self.chain, "linearize"):
+            _, out = self.chain.linearize(x_prev, k)
+            out = self._check("linearize", out, s, (self.m, self.m), "(f, jac) with jac (s, *batch, m, m)")
+            return xp.matrix_transpose(out)
+        return self._probe("vjp", x_prev, k)
+
+    def _probe(self, name: str, x_prev: Any, k: Any) -> Any:
+        """Assemble ``J`` (``name="jvp"``) or ``J^T`` (``"vjp"``) from ``m`` probes in one call.
+
+        The probes are stacked along the step axis (probe ``j`` of step ``t`` is row
+        ``j*s + t``), which every vectorized chain accepts, so there is one callback call
+        and no loop over ``m``. Output row ``j*s + t`` is ``J_t e_j`` (column ``j``) for jvp
+        and ``J_t^T e_j`` (column ``j`` of ``J^T``) for vjp; moving the probe axis last
+        gives ``J`` respectively ``J^T``.
+        """
+        xp, m, s, nb = self.xp, self.m, x_prev.shape[0], len(self.batch)
+        xr = xp.concat([x_prev] * m, axis=0)
+        kr = xp.concat([k] * m, axis=0)
+        eye = xp.eye(m, dtype=self.dtype)
+        v = xp.broadcast_to(xp.reshape(eye, (m, 1, *([1] * nb), m)), (m, s, *self.batch, m))
+        v = xp.reshape(v, (m * s, *self.batch, m))
+        out = getattr(self.chain, name)(xr, kr, v)
+        out = self._check(name, out, m * s, (m,), "(s, *batch, m)")
+        out = xp.reshape(out, (m, s, *self.batch, m))
+        return xp.permute_dims(out, (*range(1, nb + 3), 0))
+
+    def vjp_or_jt(self, x_prev: Any, k: Any, u: Any, jt: Any | None) -> Any:
+        """``J^T u`` for one batch of steps: from ``vjp`` if given, else from ``jt`` (J^T)."""
+        xp = self.xp
+        if jt is not None:
+            return xp.matmul(jt, u[..., None])[..., 0]
+        out = self.chain.vjp(x_prev, k, u)
+        return self._check("vjp", out, x_prev.shape[0], (self.m,), "(s, *batch, m)")
+
+    def linearize(self, x_prev: Any, k: Any, kind: str) -> tuple[Any, Any]:
+        """``(f, A)`` for one sweep: ``A`` dense (``kind="dense"``), diagonal or ``None``.
+
+        Dense: the chain's ``linearize`` when it has one (fused, cheaper), else ``step`` and
+        ``jac`` (or ``jvp`` probes). Diagonal: ``jac_diag``, else the diagonal of the dense
+        Jacobian. Other kinds (identity, zero) need no Jacobian.
+        """
+        xp, s, m = self.xp, x_prev.shape[0], self.m
+        if kind not in ("dense", "diag"):
+            return self.step(x_prev, k), None
+        if kind == "diag" and has(self.chain, "jac_diag"):
+            f = self.step(x_prev, k)
+            self.n_jac_evals += s
+            d = self._check("jac_diag", self.chain.jac_diag(x_prev, k), s, (m,), "(s, *batch, m)")
+            return f, d
+        if has(self.chain, "linearize"):
+            f, J = self.chain.linearize(x_prev, k)
+            self.n_step_evals += s
+            self.n_jac_evals += s
+            f = self._check("step", f, s, (m,), "(f, jac) with f (s, *batch, m)")
+            J = self._check("linearize", J, s, (m, m), "(f, jac) with jac (s, *batch, m, m)")
+        else:
+            f = self.step(x_prev, k)
+            J = self.jac(x_prev, k)
+        if kind == "diag":
+            J = xp.sum(J * xp.eye(m, dtype=self.dtype), axis=-1)
+        return f, J

@@ -1,0 +1,519 @@
+"""The chain solver's loop: parallel sweeps over a frozen prefix, and the sequential fallback.
+
+One sweep over the active steps ``[p, e)`` evaluates every step at once on the current
+iterate, ``F_k = f_k(X_{k-1})``, forms the linear step ``dX_k = A_k dX_{k-1} + (F_k - X_k)``
+with ``dX_{p-1} = 0`` and solves it with a recurrence kernel (dense for Newton, diagonal for
+the quasi-Newton and Picard methods, nothing for Jacobi). Because ``X_{p-1}`` is exact,
+``X_p`` becomes exact (it is set to ``F_p``), so the frozen prefix ``p`` advances by at
+least one step per sweep and the solve always terminates. The policy that decides when to
+stop sweeping and finish with the plain loop lives in :func:`_should_stop`.
+
+Everything here works on validated arrays of one namespace ``xp`` and calls kernels
+directly; nothing is re-validated inside the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._chain_eval import Evaluator
+from ._linear import recurrence_kernel
+
+__all__ = ["Options", "Outcome", "run_sequential", "solve"]
+
+# The sequential loop checks finiteness once per block of this many steps (one host
+# synchronisation per block instead of per step); a NaN is still located exactly.
+_SEQ_BLOCK = 64
+# Steps run sequentially (and timed) to learn the cost of one step of the plain loop.
+_PROBE_STEPS = 3
+# Sweeps run before the cost rules are first consulted: the first sweep's time includes
+# one-off costs (JIT compilation, allocation), so a decision needs a second one.
+_FREE_SWEEPS = 2
+# The sweeps may cost at most this many times the whole sequential loop (rule (a)).
+_BUDGET = 2.0
+# Rule (b) (give up on slow progress) waits for this many sweeps, or until the sweeps have
+# cost this fraction of the sequential loop, whichever comes first: Newton from a poor
+# guess often needs a few sweeps before it contracts, and until then its progress says
+# nothing; the sweep count bounds the step evaluations an unpromising chain costs.
+_EXPLORE_SWEEPS = 4
+_EXPLORE = 0.5
+# Consecutive sweeps that produced non-finite values without advancing the prefix past its
+# exact first step before the solver gives up on the parallel solve (rule (c)).
+_MAX_TROUBLE = 3
+_MIN_DAMPING = 1.0 / 16
+
+
+@dataclass
+class Options:
+    """Validated options of one solve."""
+
+    kind: str  # "dense", "diag", "identity", "zero"
+    tol: float  # convergence threshold on the scaled update
+    fixed: bool  # tol == 0 and max_iter given: exactly max_iter sweeps, no host sync
+    max_iter: int | None
+    window: int | None
+    damping: float
+    callback: Any
+    progress: bool
+    default_tol: float  # the dtype's default tolerance (for the final check of a fixed run)
+    recurrence_method: str
+
+
+@dataclass
+class Outcome:
+    """What the loop hands back to the public shell."""
+
+    states: Any
+    converged: bool
+    iterations: int
+    residuals: list[float]
+    status: str
+    message: str
+    sweeps: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _first_true(xp, mask) -> Any:
+    """Device int: number of leading False entries of a 1-D bool mask (its length if none)."""
+    hits = xp.cumulative_sum(xp.astype(mask, xp.int32))
+    return xp.sum(xp.astype(hits == 0, xp.int32))
+
+
+def _where_batch(batch: tuple[int, ...], flat: int) -> str:
+    if not batch:
+        return ""
+    return f" (batch element {tuple(int(i) for i in np.unravel_index(flat, batch))})"
+
+
+def _nonfinite_error(k: int, batch: tuple[int, ...], b: int) -> FloatingPointError:
+    return FloatingPointError(
+        f"the chain produced NaN or inf at step {k}{_where_batch(batch, b)} from finite states: the "
+        "sequential loop itself is not finite there, so no solver can return finite states. Check "
+        f"the step function and its parameters at step {k}."
+    )
+
+
+def _raise_first_nonfinite(xp, block, start: int, batch: tuple[int, ...]) -> None:
+    """Raise for the first non-finite step of ``block (c, *batch, m)`` (host sync: error path)."""
+    c = block.shape[0]
+    bad = ~xp.all(xp.reshape(xp.isfinite(block), (c, -1, block.shape[-1])), axis=-1)  # (c, B)
+    step = int(_first_true(xp, xp.any(bad, axis=1)))
+    b = int(_first_true(xp, bad[step, ...]))
+    raise _nonfinite_error(start + step, batch, b)
+
+
+def run_sequential(ev: Evaluator, X: Any, x_prev: Any, ks: Any, start: int, stop: int) -> Any:
+    """The plain loop: ``X[k] = f_k(X[k-1])`` for ``k`` in ``[start, stop)``, written into ``X``.
+
+    ``x_prev`` is the state before ``start``, shape ``(1, *batch, m)``. Raises
+    :class:`FloatingPointError` naming the first non-finite step.
+    """
+    xp = ev.xp
+    x = x_prev
+    for c0 in range(start, stop, _SEQ_BLOCK):
+        c1 = min(stop, c0 + _SEQ_BLOCK)
+        outs = []
+        for k in range(c0, c1):
+            x = ev.step(x, ks[k : k + 1])
+            outs.append(x)
+        block = xp.concat(outs, axis=0)
+        if not bool(xp.all(xp.isfinite(block))):
+            _raise_first_nonfinite(xp, block, c0, ev.batch)
+        X[c0:c1, ...] = block
+    return X
+
+
+def _sqnorm(xp, a) -> Any:
+    """Squared 2-norms over the last axis (a real array); NaN/inf (or overflow) stay non-finite."""
+    sq = xp.vecdot(a, a)
+    return xp.real(sq) if xp.isdtype(sq.dtype, "complex floating") else sq
+
+
+def _to_kernel(xp, be, a, s: int, B: int, tail: tuple[int, ...]) -> Any:
+    """Step-major ``(s, *batch, *tail)`` -> the kernels' batch-major ``(B, s, *tail)``."""
+    a = xp.reshape(a, (s, B, *tail))
+    return be.contiguous(xp.permute_dims(a, (1, 0, *range(2, 2 + len(tail)))))
+
+
+def _linear_step(be, opts: Options, A, R, s: int, batch: tuple[int, ...], m: int) -> Any:
+    """Solve ``dX_k = A_k dX_{k-1} + R_k``, ``dX_{-1} = 0`` over the active steps."""
+    xp = be.xp
+    if opts.kind == "zero":
+        return R
+    if opts.kind == "identity":
+        return xp.cumulative_sum(R, axis=0)
+    B = math.prod(batch)
+    dense = opts.kind == "dense"
+    Ak = _to_kernel(xp, be, A, s, B, (m, m) if dense else (m,))
+    Rk = _to_kernel(xp, be, R, s, B, (m,))
+    z = xp.zeros((B, m), dtype=R.dtype)
+    dX = recurrence_kernel(be, Ak, Rk, z, dense=dense, method=opts.recurrence_method)
+    dX = xp.permute_dims(dX, (1, 0, 2))
+    return xp.reshape(dX, (s, *batch, m))
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A tqdm bar over the steps when tqdm is importable, else one line per sweep on stderr."""
+
+    def __init__(self, enabled: bool, total: int, desc: str) -> None:
+        self.bar = None
+        self.enabled = enabled
+        self.done = 0
+        if not enabled:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, desc=desc, unit="step", leave=False)
+
+    def update(self, sweep: int, prefix: int, total: int, residual: Any) -> None:
+        if not self.enabled:
+            return
+        res = residual if isinstance(residual, float) else None
+        if self.bar is not None:
+            self.bar.update(prefix - self.done)
+            self.bar.set_postfix(sweep=sweep, update=f"{res:.1e}" if res is not None else "-")
+        else:
+            shown = f"{res:.2e}" if res is not None else "not synchronised"
+            print(
+                f"solve_chain: sweep {sweep}: max update {shown}, converged steps {prefix}/{total}",
+                file=sys.stderr,
+            )
+        self.done = prefix
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class _State:
+    """Bookkeeping of the adaptive loop (host-side numbers only)."""
+
+    p: int = 0
+    sweeps: int = 0
+    iterations: int = 0
+    filled: int = 0  # states [0, filled) hold an iterate; later ones are not initialised yet
+    damping: float = 1.0
+    trouble: int = 0
+    sweep_times: list[float] = field(default_factory=list)
+    prefixes: list[int] = field(default_factory=list)
+    t_step: float | None = None
+
+
+def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev: float | None):
+    """One parallel sweep over ``[p, e)``: updates ``X[p:e]`` and returns device statistics.
+
+    Returns ``(n_ok, max_err, f0_bad)`` as device arrays: the number of leading steps that
+    converged (at least 1: step ``p`` is exact), the largest scaled update (``inf`` when
+    non-finite values were held back), and per batch element whether ``f_p`` itself (the
+    sequential chain) is not finite. ``prev`` is the previous sweep's largest update, from
+    which the acceptance threshold is predicted (see :func:`_threshold`).
+    """
+    xp, m, batch = be.xp, ev.m, ev.batch
+    s = e - p
+    first = x0[None, ...] if p == 0 else X[p - 1 : p, ...]
+    Xprev = xp.concat([first, X[p : e - 1, ...]], axis=0) if s > 1 else first
+    Xa = X[p:e, ...]
+    F, A = ev.linearize(Xprev, ks[p:e], opts.kind)
+    dX = _linear_step(be, opts, A, F - Xa, s, batch, m)
+    # Non-finite values (from f or J at a bad iterate, or an overflowing linear solve) poison
+    # everything after them along the chain (NaN propagates through A); hold those positions
+    # back, per batch element, so that no non-finite value ever enters the iterate. The
+    # squared norms double as the finiteness test (NaN and inf propagate through them),
+    # which saves a reduction over the short state axis.
+    ndx = _sqnorm(xp, dX)  # (s, *batch)
+    poisoned = xp.cumulative_sum(xp.astype(~xp.isfinite(ndx), xp.int32), axis=0) > 0
+    Xnew = Xa + omega * dX if omega != 1.0 else Xa + dX
+    f0_ok = xp.isfinite(_sqnorm(xp, F[0, ...]))
+    # Step p follows an exact state: its value is f_p itself, undamped and bit-exact.
+    Xnew = xp.concat([xp.where(f0_ok[..., None], F[0:1, ...], Xa[0:1, ...]), Xnew[1:, ...]], axis=0)
+    nx = _sqnorm(xp, Xnew)
+    keep = poisoned | ~xp.isfinite(nx)
+    keep = xp.concat([~f0_ok[None, ...], keep[1:, ...]], axis=0)
+    X[p:e, ...] = xp.where(keep[..., None], Xa, Xnew)
+    # The scaled Newton update ||dx|| / (1 + ||x||): an estimate of the forward error of the
+    # old iterate, relative to the state's size.
+    err = xp.where(keep | poisoned, xp.asarray(math.inf, dtype=ndx.dtype), xp.sqrt(ndx) / (1 + xp.sqrt(nx)))
+    err = xp.max(xp.reshape(err, (s, -1)), axis=1) if batch else err  # worst batch element
+    max_err = xp.max(err)
+    over = err > _threshold(xp, opts, max_err, prev)
+    over = xp.concat([xp.zeros((1,), dtype=xp.bool), over[1:]]) if s > 1 else over & False
+    return _first_true(xp, over), max_err, xp.reshape(~f0_ok, (-1,))
+
+
+def _threshold(xp, opts: Options, cur: Any, prev: float | None) -> Any:
+    """The largest update with which a step counts as converged after this sweep.
+
+    ``tol``, or more when the last two sweeps show the iteration contracting: the error
+    left after an update of size ``d`` is predicted as ``C d^2`` for Newton (quadratic
+    convergence, ``C = cur / prev^2``) and ``theta / (1 - theta) d`` for the linear
+    methods (``theta = cur / prev``, the estimate of Hairer & Wanner's simplified Newton).
+    The step is accepted when the prediction is within ``tol``. This spares the sweep that
+    would only confirm convergence. Never above ``sqrt(tol)``; device arithmetic, no sync.
+    """
+    tol = opts.tol
+    if prev is None or not math.isfinite(prev) or prev <= 0 or tol <= 0:
+        return tol
+    if opts.kind == "dense":
+        thr = xp.sqrt(tol * prev * prev / cur)
+    else:
+        theta = cur / prev
+        thr = tol * (1 - theta) / theta
+    thr = xp.minimum(
+        xp.maximum(thr, xp.asarray(tol, dtype=cur.dtype)), xp.asarray(math.sqrt(tol), dtype=cur.dtype)
+    )
+    return xp.where(cur < prev, thr, xp.asarray(tol, dtype=cur.dtype))
+
+
+def _sweeps_needed(opts: Options, errs: list[float]) -> float:
+    """Sweeps still needed, forecast from the last two largest updates (inf: no contraction)."""
+    if len(errs) < 2:
+        return math.inf
+    e0, e1 = errs[-2], errs[-1]
+    if not (math.isfinite(e0) and 0 < e1 < e0):
+        return math.inf
+    if e1 <= opts.tol:
+        return 1.0
+    if opts.kind == "dense":  # e <- C e^2, C e1 = (e1/e0)^2 < 1
+        c, e, count = e1 / (e0 * e0), e1, 0
+        while e > opts.tol and count < 64:
+            e, count = c * e * e, count + 1
+        return float(max(count, 1))
+    return max(1.0, math.log(opts.tol / e1) / math.log(e1 / e0))
+
+
+def _should_stop(st: _State, opts: Options, n: int, errs: list[float]) -> str | None:
+    """The cost rules: why to finish sequentially now, or None to keep sweeping.
+
+    (a) budget: the sweeps, at the fastest sweep time seen, would exceed ``_BUDGET`` times
+    the whole sequential loop; (b) stall (from the ``_EXPLORE_SWEEPS``-th sweep, or once
+    the sweeps have cost ``_EXPLORE`` times the loop): the sweeps still needed, forecast
+    from the rate at which the largest update shrinks or the prefix advances, would take
+    longer than the sequential loop over the remaining steps; (c) ``_MAX_TROUBLE`` sweeps
+    in a row met non-finite values without advancing the prefix past its exact first step.
+    """
+    if st.trouble >= _MAX_TROUBLE:
+        return (
+            f"{st.trouble} sweeps in a row produced non-finite values without progress, even with "
+            f"damping {st.damping:g}"
+        )
+    t_sweep, t_step = min(st.sweep_times), st.t_step
+    assert t_step is not None
+    loop = n * t_step
+    if (st.sweeps + 1) * t_sweep > _BUDGET * loop:
+        return (
+            f"the parallel sweeps would cost more than {_BUDGET:g}x the sequential loop "
+            f"({st.sweeps} sweeps of {t_sweep * 1e3:.3g} ms against {loop * 1e3:.3g} ms)"
+        )
+    if st.sweeps < _EXPLORE_SWEEPS and st.sweeps * t_sweep < _EXPLORE * loop:
+        return None
+    remaining = n - st.p
+    back = min(2, len(st.prefixes) - 1)
+    advance = (st.prefixes[-1] - st.prefixes[-1 - back]) / back if back > 0 else 1.0
+    needed = min(_sweeps_needed(opts, errs), remaining / max(advance, 1.0))
+    if needed * t_sweep > remaining * t_step:
+        return (
+            f"the prefix advances too slowly for the parallel solve to pay (about {needed:.3g} more "
+            f"sweeps of {t_sweep * 1e3:.3g} ms against {remaining * t_step * 1e3:.3g} ms sequentially)"
+        )
+    return None
+
+
+def _probe_step_time(ev: Evaluator, X, x0, ks, st: _State, n: int) -> None:
+    """Run (and time) a few exact steps sequentially from the prefix: the loop's cost per step."""
+    xp = ev.xp
+    stop = min(n, st.p + _PROBE_STEPS)
+    times = []
+    x = x0[None, ...] if st.p == 0 else X[st.p - 1 : st.p, ...]
+    for k in range(st.p, stop):
+        t0 = time.perf_counter()
+        x = ev.step(x, ks[k : k + 1])
+        times.append(time.perf_counter() - t0)
+        if not bool(xp.all(xp.isfinite(x))):
+            _raise_first_nonfinite(xp, x, k, ev.batch)
+        X[k : k + 1, ...] = x
+    st.p = stop
+    st.t_step = max(min(times), 1e-9)
+
+
+def _initial_fill(xp, X, x0, st: _State, e: int) -> None:
+    """Give states ``[filled, e)`` their first iterate: the latest state repeated."""
+    if e <= st.filled:
+        return
+    src = x0 if st.filled == 0 else X[st.filled - 1, ...]
+    X[st.filled : e, ...] = src
+    st.filled = e
+
+
+def solve(ev: Evaluator, be, opts: Options, x0, X, n: int, have_init: bool) -> Outcome:
+    """Run the sweeps (and, when they do not pay, the sequential loop) on states ``X``."""
+    xp = be.xp
+    ks = xp.arange(n)
+    W = n if opts.window is None else min(opts.window, n)
+    st = _State(filled=n if have_init else 0, damping=opts.damping)
+    residuals: list[Any] = []
+    progress = _Progress(opts.progress, opts.max_iter if opts.fixed else n, "solve_chain")
+    try:
+        if opts.fixed:
+            out = _solve_fixed(ev, be, opts, x0, X, ks, n, W, st, residuals, progress)
+        else:
+            out = _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st, residuals, progress)
+    finally:
+        progress.close()
+    # A last line of defence (one check of the whole result): the sweeps hold non-finite
+    # values back, relying on NaN/inf propagating through norms; should an array library
+    # not propagate them, redo the tail from the first bad step sequentially.
+    bad = ~xp.all(xp.reshape(xp.isfinite(X), (n, -1)), axis=1)
+    if bool(xp.any(bad)):
+        q = int(_first_true(xp, bad))
+        run_sequential(ev, X, x0[None, ...] if q == 0 else X[q - 1 : q, ...], ks, q, n)
+        out.status, out.converged = "sequential", True
+        out.message += f" Non-finite states from step {q} on were redone sequentially."
+    return out
+
+
+def _info(st: _State, ev: Evaluator, residual: Any, window: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "iteration": st.sweeps,
+        "residual": residual,
+        "prefix": st.p,
+        "window": window,
+        "damping": st.damping,
+        "n_step_evals": ev.n_step_evals,
+        "n_jac_evals": ev.n_jac_evals,
+    }
+
+
+def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: _State, residuals, progress) -> Outcome:
+    xp = be.xp
+    reason = None
+    with np.errstate(all="ignore"):  # non-finite iterates are handled, not reported
+        while st.p < n:
+            if opts.max_iter is not None and st.sweeps >= opts.max_iter:
+                reason = f"max_iter = {opts.max_iter} sweeps did not converge"
+                break
+            if st.sweeps >= _FREE_SWEEPS:
+                if st.t_step is None:
+                    _probe_step_time(ev, X, x0, ks, st, n)
+                    if st.p >= n:
+                        break
+                reason = _should_stop(st, opts, n, residuals)
+                if reason is not None:
+                    break
+            p, e = st.p, min(n, st.p + W)
+            _initial_fill(xp, X, x0, st, e)
+            t0 = time.perf_counter()
+            prev = residuals[-1] if residuals else None
+            n_ok, max_err, f0_bad = _sweep(ev, be, opts, X, x0, ks, p, e, st.damping, prev)
+            n_ok, err = int(n_ok), float(max_err)
+            troubled = err == math.inf
+            if bool(xp.any(f0_bad)):
+                raise _nonfinite_error(p, ev.batch, int(_first_true(xp, f0_bad)))
+            st.sweep_times.append(time.perf_counter() - t0)
+            st.sweeps += 1
+            st.iterations += err > opts.tol
+            st.p = p + n_ok
+            st.prefixes.append(st.p)
+            residuals.append(err)
+            # Damping on trouble: a sweep that met non-finite values and only advanced by its
+            # exact first step is retried damped; a clean sweep restores the user's damping.
+            if troubled and n_ok <= 1:
+                st.trouble += 1
+                st.damping = max(st.damping / 2, _MIN_DAMPING)
+            else:
+                st.trouble = 0
+                st.damping = min(st.damping * 2, opts.damping)
+            progress.update(st.sweeps, st.p, n, err)
+            if opts.callback is not None:
+                opts.callback(_info(st, ev, err, (p, e)))
+    if st.p >= n:
+        return Outcome(
+            X,
+            True,
+            st.iterations,
+            residuals,
+            "converged",
+            f"converged in {st.iterations} iterations ({st.sweeps} sweeps).",
+            st.sweeps,
+        )
+    start = st.p
+    prev = x0[None, ...] if start == 0 else X[start - 1 : start, ...]
+    run_sequential(ev, X, prev, ks, start, n)
+    return Outcome(
+        X,
+        True,
+        st.iterations,
+        residuals,
+        "sequential",
+        f"finished steps {start}..{n - 1} with the sequential loop after {st.sweeps} sweeps: {reason}.",
+        st.sweeps,
+    )
+
+
+def _solve_fixed(ev, be, opts, x0, X, ks, n, W, st: _State, residuals, progress) -> Outcome:
+    """Exactly ``max_iter`` sweeps (fewer only when every step is exact), no host sync inside.
+
+    The prefix advances by exactly one step per sweep (the step that is exact), so the
+    active range is known without looking at the data.
+    """
+    xp = be.xp
+    bad_step = xp.asarray(-1)  # first step where f_p itself is not finite, on the device
+    bad_elem = xp.asarray(-1)
+    sweeps = min(opts.max_iter, n)
+    with np.errstate(all="ignore"):
+        for _ in range(sweeps):
+            p, e = st.p, min(n, st.p + W)
+            _initial_fill(xp, X, x0, st, e)
+            _, max_err, f0_bad = _sweep(ev, be, opts, X, x0, ks, p, e, opts.damping, None)
+            hit = xp.any(f0_bad) & (bad_step < 0)
+            bad_elem = xp.where(hit, _first_true(xp, f0_bad), bad_elem)
+            bad_step = xp.where(hit, xp.asarray(p), bad_step)
+            st.sweeps += 1
+            st.p = p + 1
+            residuals.append(max_err)
+            progress.update(st.sweeps, st.sweeps, opts.max_iter, max_err)
+            if opts.callback is not None:
+                opts.callback(_info(st, ev, max_err, (p, e)))
+    # One synchronisation after the loop.
+    if int(bad_step) >= 0:
+        raise _nonfinite_error(int(bad_step), ev.batch, int(bad_elem))
+    host = [float(r) for r in residuals]
+    last = host[-1] if host else math.inf
+    if st.p < n and st.filled < n:  # a window that never reached the end: run the rest
+        run_sequential(ev, X, X[st.p - 1 : st.p, ...] if st.p else x0[None, ...], ks, st.p, n)
+        return Outcome(
+            X,
+            True,
+            st.sweeps,
+            host,
+            "sequential",
+            f"{st.sweeps} fixed sweeps; steps {st.p}..{n - 1}, which the window never reached, "
+            "were run sequentially.",
+            st.sweeps,
+        )
+    converged = st.p >= n or last <= opts.default_tol
+    status = "converged" if converged else "max_iter"
+    message = f"{st.sweeps} fixed sweeps (tol=0); the last update was {last:.3g}" + (
+        "."
+        if converged
+        else f", above the default tolerance {opts.default_tol:.3g}: the states "
+        "after the exact prefix are the last iterate, not verified. Raise max_iter or use tol=None."
+    )
+    return Outcome(X, converged, st.sweeps, host, status, message, st.sweeps)
