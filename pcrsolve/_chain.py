@@ -8,15 +8,15 @@ result. Calls into the user's chain go through :class:`pcrsolve._chain_eval.Eval
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from . import _backend, _validation
-from ._chain_eval import Evaluator, has
+from . import _chain_validation as check
+from ._chain_adjoint import chain_adjoint
+from ._chain_eval import Evaluator
 from ._chain_solve import Options, run_sequential, solve
-from ._linear import recurrence_kernel
 
 __all__ = [
     "Chain",
@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 CHAIN_METHODS = ("newton", "diagonal", "picard", "jacobi", "sequential")
-ADJOINT_METHODS = ("auto", "sequential", "pcr", "hybrid")
 _KIND = {"newton": "dense", "diagonal": "diag", "picard": "identity", "jacobi": "zero"}
 
 
@@ -171,110 +170,6 @@ class ChainSolution:
     message: str
     n_step_evals: int
     n_jac_evals: int
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_chain(chain: Any, where: str) -> None:
-    if not has(chain, "step"):
-        raise TypeError(
-            f"`chain` passed to {where} must have a callable `step(x_prev, k)` (see pcrsolve.Chain); "
-            f"got {type(chain).__name__}. Wrap plain functions as FunctionChain(step, jac=...)."
-        )
-
-
-def _n_steps(n_steps: Any) -> int:
-    if isinstance(n_steps, bool):
-        raise TypeError("`n_steps` must be an int; got bool.")
-    try:
-        n = operator.index(n_steps)
-    except TypeError:
-        raise TypeError(f"`n_steps` must be an int; got {type(n_steps).__name__} {n_steps!r}.") from None
-    if n < 0:
-        raise ValueError(f"`n_steps` must be >= 0; got {n}.")
-    return n
-
-
-def _x0(be, x0: Any, dtype: Any = None):
-    """``x0`` as a finite ``(*batch, m)`` array of the backend with a float/complex dtype."""
-    xp = be.xp
-    a = _validation._numeric(be, x0, "x0")
-    if a.ndim < 1:
-        raise ValueError(
-            "`x0` must have shape (*batch, m) with the state axis m last; got a scalar. Use "
-            "x0[None] (shape (1,)) for a scalar state."
-        )
-    dtype = _validation.result_dtype(xp, a) if dtype is None else dtype
-    a = _validation._cast(xp, a, dtype)
-    if not bool(xp.all(xp.isfinite(a))):
-        raise ValueError("`x0` contains NaN or inf; the chain must start from a finite state.")
-    return a
-
-
-def _states_like(be, a: Any, name: str, n: int, x0, what: str):
-    """An array of shape ``(n, *x0.shape)``, cast to ``x0``'s dtype, checked finite."""
-    xp = be.xp
-    arr = _validation._numeric(be, a, name)
-    want = (n, *x0.shape)
-    if tuple(arr.shape) != want:
-        raise ValueError(
-            f"`{name}` must have shape (n_steps, *batch, m) = {want} ({what}); got shape {tuple(arr.shape)}."
-        )
-    arr = _validation._cast(xp, arr, x0.dtype)
-    if not bool(xp.all(xp.isfinite(arr))):
-        raise ValueError(f"`{name}` contains NaN or inf.")
-    return arr
-
-
-def _optional_int(value: Any, name: str, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an int or None; got bool.")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"`{name}` must be an int or None; got {type(value).__name__}.") from None
-    if v < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum} (or None); got {v}.")
-    return v
-
-
-def _optional_float(value: Any, name: str, low: float, high: float, low_open: bool) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a float or None; got bool.")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a float or None; got {type(value).__name__}.") from None
-    ok = (v > low if low_open else v >= low) and v <= high
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise ValueError(f"`{name}` must lie in {interval}; got {value!r}.")
-    return v
-
-
-def _needs(chain: Any, method: str) -> None:
-    if method == "newton" and not any(has(chain, n) for n in ("jac", "jvp", "linearize")):
-        raise ValueError(
-            "method='newton' needs the chain's dense Jacobian: give `jac(x_prev, k)` "
-            "(s, *batch, m, m), `jvp(x_prev, k, v)` or `linearize(x_prev, k)`, e.g. "
-            "FunctionChain(step, jac=...); methods 'picard', 'jacobi' and 'sequential' need only `step`."
-        )
-    if method == "diagonal" and not any(has(chain, n) for n in ("jac_diag", "jac", "jvp", "linearize")):
-        raise ValueError(
-            "method='diagonal' needs the Jacobians' diagonals: give `jac_diag(x_prev, k)` "
-            "(s, *batch, m), or `jac`, `jvp` or `linearize` (their diagonal is taken), e.g. "
-            "FunctionChain(step, jac_diag=...); methods 'picard', 'jacobi' and 'sequential' need only `step`."
-        )
-
-
-def default_tol(xp: Any, dtype: Any) -> float:
-    """The default ``tol``: ``eps**0.75`` of the state dtype (1.8e-12 float64, 6.4e-6 float32)."""
-    return float(xp.finfo(dtype).eps) ** 0.75
 
 
 # --------------------------------------------------------------------------- solvers
@@ -429,18 +324,18 @@ def solve_chain(
     >>> bool(np.allclose(sol.states, pcr.sequential_chain(pcr.FunctionChain(step), np.zeros(4), 64)))
     True
     """
-    _check_chain(chain, "solve_chain")
+    check.check_chain(chain, "solve_chain")
     method = _validation.method(method, CHAIN_METHODS, "solve_chain")
-    n = _n_steps(n_steps)
-    max_iter = _optional_int(max_iter, "max_iter", 0)
-    window = _optional_int(window, "window", 1)
-    tol_v = _optional_float(tol, "tol", 0.0, math.inf, low_open=False)
-    damping_v = _optional_float(damping, "damping", 0.0, 1.0, low_open=True)
+    n = check.n_steps(n_steps)
+    max_iter = check.optional_int(max_iter, "max_iter", 0)
+    window = check.optional_int(window, "window", 1)
+    tol_v = check.optional_float(tol, "tol", 0.0, math.inf, low_open=False)
+    damping_v = check.optional_float(damping, "damping", 0.0, 1.0, low_open=True)
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None; got {type(callback).__name__}.")
     if not isinstance(progress, bool):
         raise TypeError(f"`progress` must be a bool; got {type(progress).__name__}.")
-    _needs(chain, method)
+    check.needs(chain, method)
 
     be = _backend.resolve({"x0": x0, "x_init": x_init}, backend)
     xp = be.xp
@@ -448,11 +343,11 @@ def solve_chain(
     dtype = _validation.result_dtype(
         xp, x, None if x_init is None else _validation._numeric(be, x_init, "x_init")
     )
-    x = _x0(be, x, dtype)
+    x = check.x0(be, x, dtype)
     dtype = x.dtype
     batch, m = tuple(x.shape[:-1]), x.shape[-1]
     if x_init is not None:
-        X = xp.asarray(_states_like(be, x_init, "x_init", n, x, "a guess of every state"), copy=True)
+        X = xp.asarray(check.states_like(be, x_init, "x_init", n, x, "a guess of every state"), copy=True)
     else:
         X = xp.empty((n, *batch, m), dtype=dtype)
     ev = Evaluator(chain, xp, dtype, batch, m)
@@ -464,7 +359,7 @@ def solve_chain(
         return ChainSolution(
             X, True, 0, (), "sequential", f"ran the {n} steps sequentially.", ev.n_step_evals, 0
         )
-    dtol = default_tol(xp, dtype)
+    dtol = check.default_tol(xp, dtype)
     opts = Options(
         kind=_KIND[method],
         tol=dtol if tol_v is None else tol_v,
@@ -519,143 +414,12 @@ def sequential_chain(chain: Chain, x0: Any, n_steps: int) -> Any:
     >>> pcr.sequential_chain(chain, np.array([1.0]), 4)[:, 0]
     array([0.5   , 1.25  , 2.625 , 4.3125])
     """
-    _check_chain(chain, "sequential_chain")
-    n = _n_steps(n_steps)
+    check.check_chain(chain, "sequential_chain")
+    n = check.n_steps(n_steps)
     be = _backend.resolve({"x0": x0})
     xp = be.xp
-    x = _x0(be, x0)
+    x = check.x0(be, x0)
     batch, m = tuple(x.shape[:-1]), x.shape[-1]
     X = xp.empty((n, *batch, m), dtype=x.dtype)
     ev = Evaluator(chain, xp, x.dtype, batch, m)
     return run_sequential(ev, X, x[None, ...], xp.arange(n), 0, n)
-
-
-def chain_adjoint(
-    chain: Chain, x0: Any, states: Any, grad_states: Any, *, method: str = "auto"
-) -> tuple[Any, Any]:
-    """Back-propagate through a chain: all cotangents in one reverse linear recurrence.
-
-    With ``J_k = df_k/dx`` at ``states[k-1]`` (``states[-1] := x0``)::
-
-        adj[n-1] = g[n-1];   adj[k] = g[k] + J_{k+1}^T adj[k+1];   grad_x0 = J_0^T adj[0]
-
-    so ``adj[k]`` is the gradient of ``sum_j <g[j], states[j]>`` with respect to
-    ``states[k]`` (counting its influence on later states) and ``grad_x0`` the gradient
-    with respect to ``x0``. Exact whatever method produced ``states``.
-
-    Parameters
-    ----------
-    chain : Chain
-        The chain, with ``jac`` (transposed here), ``linearize``, or ``vjp`` (``m`` probes in
-        one call assemble ``J^T``).
-    x0 : (*batch, m) array_like
-        The initial state.
-    states : (n, *batch, m) array_like
-        The solved states, e.g. ``solve_chain(...).states``.
-    grad_states : (n, *batch, m) array_like
-        ``g``: the gradient of the loss with respect to each state.
-    method : {"auto", "sequential", "pcr", "hybrid"}, optional
-        Method of the reverse linear recurrence, as in :func:`linear_recurrence`.
-
-    Returns
-    -------
-    adj : (n, *batch, m) array
-        The adjoint states.
-    grad_x0 : (*batch, m) array
-        The gradient with respect to ``x0``.
-
-    Raises
-    ------
-    ValueError
-        For mismatched shapes, an unknown method, or a chain without ``jac``, ``linearize``
-        or ``vjp``.
-    FloatingPointError
-        If the adjoint overflows although the inputs are finite.
-
-    Notes
-    -----
-    Real chains are the target. For complex states the Jacobian from ``jac`` is
-    transposed without conjugation and ``vjp`` is used as given, so the result follows the
-    convention of the chain's own ``vjp`` (or the holomorphic one for ``jac``).
-
-    Examples
-    --------
-    A linear chain ``x_k = 0.5 x_{k-1}``: the gradient of ``x_2`` with respect to ``x0``
-    is ``0.5**3``.
-
-    >>> import numpy as np, pcrsolve as pcr
-    >>> chain = pcr.FunctionChain(
-    ...     lambda x, k: 0.5 * x, jac=lambda x, k: np.full((len(k), 1, 1), 0.5)
-    ... )
-    >>> x0 = np.array([1.0]); states = pcr.sequential_chain(chain, x0, 3)
-    >>> adj, gx0 = pcr.chain_adjoint(chain, x0, states, np.array([[0.0], [0.0], [1.0]]))
-    >>> adj[:, 0], gx0
-    (array([0.25, 0.5 , 1.  ]), array([0.125]))
-    """
-    _check_chain(chain, "chain_adjoint")
-    method = _validation.method(method, ADJOINT_METHODS, "chain_adjoint")
-    if not any(has(chain, n) for n in ("jac", "vjp", "linearize")):
-        raise ValueError(
-            "chain_adjoint needs the chain's Jacobians: give `jac(x_prev, k)` (transposed here), "
-            "`vjp(x_prev, k, u)` or `linearize(x_prev, k)`, e.g. FunctionChain(step, vjp=...)."
-        )
-    be = _backend.resolve({"x0": x0, "states": states, "grad_states": grad_states})
-    xp = be.xp
-    parts = {
-        k: _validation._numeric(be, a, k)
-        for k, a in (("x0", x0), ("states", states), ("grad_states", grad_states))
-    }
-    dtype = _validation.result_dtype(xp, *parts.values())
-    x = _x0(be, parts["x0"], dtype)
-    dtype = x.dtype
-    if parts["states"].ndim != x.ndim + 1:
-        raise ValueError(
-            f"`states` must have shape (n, *batch, m) with (*batch, m) = {tuple(x.shape)} from `x0`; "
-            f"got shape {tuple(parts['states'].shape)}."
-        )
-    n = parts["states"].shape[0]
-    S = _states_like(be, parts["states"], "states", n, x, "the solved states")
-    G = _states_like(be, parts["grad_states"], "grad_states", n, x, "one gradient per state")
-    batch, m = tuple(x.shape[:-1]), x.shape[-1]
-    if n == 0:
-        return xp.zeros((0, *batch, m), dtype=dtype), xp.zeros(x.shape, dtype=dtype)
-    ev = Evaluator(chain, xp, dtype, batch, m)
-    ks = xp.arange(n)
-    Xprev = xp.concat([x[None, ...], S[: n - 1, ...]], axis=0)
-    use_vjp = not (has(chain, "jac") or has(chain, "linearize"))
-    if use_vjp:
-        JT0 = None
-        rest = ev._probe("vjp", Xprev[1:, ...], ks[1:]) if n > 1 else None
-    else:
-        JT = ev.jac_transposed(Xprev, ks)
-        JT0, rest = JT[0, ...], JT[1:, ...]
-    # adj[k] = J_{k+1}^T adj[k+1] + g[k]: a reverse recurrence with A[k] = J_{k+1}^T and
-    # A[n-1] = 0 (it multiplies adj[n] = 0).
-    zero = xp.zeros((1, *batch, m, m), dtype=dtype)
-    A = zero if rest is None else xp.concat([rest, zero], axis=0)
-    B = math.prod(batch)
-
-    def kernel_layout(a, tail):
-        a = xp.reshape(a, (n, B, *tail))
-        return be.contiguous(xp.permute_dims(a, (1, 0, *range(2, 2 + len(tail)))))
-
-    adj = recurrence_kernel(
-        be,
-        kernel_layout(A, (m, m)),
-        kernel_layout(G, (m,)),
-        xp.zeros((B, m), dtype=dtype),
-        dense=True,
-        method=method,
-        reverse=True,
-    )
-    adj = xp.reshape(xp.permute_dims(adj, (1, 0, 2)), (n, *batch, m))
-    if JT0 is not None:
-        grad_x0 = xp.matmul(JT0, adj[0, ..., None])[..., 0]
-    else:
-        grad_x0 = ev.vjp_or_jt(x[None, ...], ks[0:1], adj[0:1, ...], None)[0, ...]
-    if not (bool(xp.all(xp.isfinite(adj))) and bool(xp.all(xp.isfinite(grad_x0)))):
-        raise FloatingPointError(
-            "the chain adjoint overflowed: it is not finite although the inputs are; the chain "
-            "amplifies perturbations too strongly for the dtype (use float64, or shorten the chain)."
-        )
-    return adj, grad_x0

@@ -233,6 +233,17 @@ def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: f
     Xa = X[p:e, ...]
     F, A = ev.linearize(Xprev, ks[p:e], opts.kind)
     dX = _linear_step(be, opts, A, F - Xa, s, batch, m)
+    if be.is_numba:  # the same bookkeeping as below, fused into one pass
+        from ._chain_numba import update
+
+        B = math.prod(batch)
+        err, f0_ok = update(
+            xp.reshape(X, (X.shape[0], B, m)), p, xp.reshape(F, (s, B, m)), xp.reshape(dX, (s, B, m)), omega
+        )
+        max_err = xp.max(err)
+        over = err > _threshold(xp, opts, max_err, prev)
+        over[0] = False
+        return _first_true(xp, over), max_err, ~f0_ok
     # Non-finite values (from f or J at a bad iterate, or an overflowing linear solve) poison
     # everything after them along the chain (NaN propagates through A); hold those positions
     # back, per batch element, so that no non-finite value ever enters the iterate. The

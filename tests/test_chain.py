@@ -524,3 +524,27 @@ def test_random_contracting_chains(n, m, batch, scale, method, window, seed):
     sol = pcr.solve_chain(ch, x0, n, method=method, window=window)
     assert sol.converged
     assert_states(sol.states, pcr.sequential_chain(ch, x0, n), np.float64)
+
+
+@pytest.mark.parametrize("method", ["newton", "diagonal", "picard", "jacobi"])
+def test_numpy_backend_runs_the_xp_path(method, rng, no_fallback):
+    """backend="numpy": the array-namespace code (what CuPy runs) on NumPy arrays."""
+    n, m = 70, 3
+    ch = mlp(rng, n, m, residual=method == "picard", scale=0.4)
+    x0 = rng.standard_normal((2, m))
+    sol = pcr.solve_chain(ch, x0, n, method=method, backend="numpy", window=32)
+    assert sol.status == "converged"
+    assert_states(sol.states, hand_loop(ch, x0, n), np.float64)
+    fixed = pcr.solve_chain(ch, x0, n, method=method, backend="numpy", tol=0, max_iter=n)
+    assert_states(fixed.states, hand_loop(ch, x0, n), np.float64)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_complex_linear_chain(backend, rng):
+    n, m = 50, 3
+    A = (rng.standard_normal((n, m, m)) + 1j * rng.standard_normal((n, m, m))) * 0.3 / np.sqrt(m)
+    ch = Linear(A, rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m)))
+    x0 = np.ones(m, dtype=complex)
+    sol = pcr.solve_chain(ch, x0, n, backend=backend)
+    assert sol.states.dtype == np.complex128 and sol.iterations == 1
+    np.testing.assert_allclose(sol.states, pcr.sequential_chain(ch, x0, n), rtol=1e-12, atol=1e-12)
