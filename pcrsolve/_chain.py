@@ -282,9 +282,9 @@ def solve_chain(
     at a poor iterate, or an overflowing linear solve) are held back from that position
     on, per batch element, so they never enter the iterate.
 
-    Cost rules (adaptive mode). After two sweeps the solver times three exact steps
-    of the sequential loop (``t_step``, the fastest of them; they extend the prefix) and,
-    before every further sweep, finishes the remaining steps ``[p, n)`` with the loop if
+    Cost rules (adaptive mode). The solver first runs three steps of the sequential loop
+    (they extend the exact prefix) and keeps the fastest as ``t_step``, the loop's cost per
+    step. After every sweep it finishes the remaining steps ``[p, n)`` with the loop if
     (a) another sweep, at the fastest sweep time ``t_sweep`` seen, would make the sweeps
     cost more than twice the whole loop, ``(sweeps + 1) t_sweep > 2 n t_step``; or (b)
     from the fourth sweep on (or earlier, once the sweeps have cost half the loop), the
@@ -292,11 +292,12 @@ def solve_chain(
     fast the prefix advances) would take longer than the loop over the remaining steps,
     ``needed t_sweep > (n - p) t_step``; or (c) three sweeps in a row met non-finite
     values without advancing past their exact first step (the update is halved after
-    each). Rule (a) bounds the total at about three times the sequential loop (plus two
-    sweeps for very short chains); rule (b) gives up on chaotic or strongly expanding
-    chains, where the prefix advances only a few steps per sweep, after at most four
-    sweeps or half the loop's time. Timing makes the switch point (not the answer, which
-    is the sequential one within ``tol`` either way) vary slightly between runs.
+    each). Rule (a) bounds the total at about three times the sequential loop, plus the
+    first sweep when a single sweep costs more than the loop (large ``m``, short chains);
+    rule (b) gives up on chaotic or strongly expanding chains, where the prefix advances
+    only a few steps per sweep, after at most four sweeps or half the loop's time. Timing
+    makes the switch point (not the answer, which is the sequential one within ``tol``
+    either way) vary slightly between runs.
 
     On NumPy inputs the linear steps run on the Numba kernels chosen by
     ``method="auto"`` of :func:`linear_recurrence` (the work-optimal loop on the CPU); on

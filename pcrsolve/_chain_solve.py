@@ -32,9 +32,8 @@ __all__ = ["Options", "Outcome", "run_sequential", "solve"]
 _SEQ_BLOCK = 64
 # Steps run sequentially (and timed) to learn the cost of one step of the plain loop.
 _PROBE_STEPS = 3
-# Sweeps run before the cost rules are first consulted: the first sweep's time includes
-# one-off costs (JIT compilation, allocation), so a decision needs a second one.
-_FREE_SWEEPS = 2
+# Sweeps run before the cost rules are first consulted.
+_FREE_SWEEPS = 1
 # The sweeps may cost at most this many times the whole sequential loop (rule (a)).
 _BUDGET = 2.0
 # Rule (b) (give up on slow progress) waits for this many sweeps, or until the sweeps have
@@ -361,6 +360,7 @@ def _probe_step_time(ev: Evaluator, X, x0, ks, st: _State, n: int) -> None:
             _raise_first_nonfinite(xp, x, k, ev.batch)
         X[k : k + 1, ...] = x
     st.p = stop
+    st.filled = max(st.filled, stop)
     st.t_step = max(min(times), 1e-9)
 
 
@@ -415,16 +415,14 @@ def _info(st: _State, ev: Evaluator, residual: Any, window: tuple[int, int]) -> 
 def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: _State, residuals, progress) -> Outcome:
     xp = be.xp
     reason = None
+    # The cost of one step of the loop, measured on the first steps (which are then exact).
+    _probe_step_time(ev, X, x0, ks, st, n)
     with np.errstate(all="ignore"):  # non-finite iterates are handled, not reported
         while st.p < n:
             if opts.max_iter is not None and st.sweeps >= opts.max_iter:
                 reason = f"max_iter = {opts.max_iter} sweeps did not converge"
                 break
             if st.sweeps >= _FREE_SWEEPS:
-                if st.t_step is None:
-                    _probe_step_time(ev, X, x0, ks, st, n)
-                    if st.p >= n:
-                        break
                 reason = _should_stop(st, opts, n, residuals)
                 if reason is not None:
                     break
