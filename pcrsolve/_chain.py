@@ -230,8 +230,10 @@ def solve_chain(
         (1.8e-12 for float64, 6.4e-6 for float32). ``tol=0`` with ``max_iter=K`` is the
         fixed-iteration mode: exactly ``K`` sweeps (fewer only when ``K > n_steps``) with
         no host synchronisation inside the loop; the states are then the K-th iterate (the
-        first ``K`` exact), and ``converged`` says whether the last update was within the
-        default tolerance.
+        first ``K`` exact; with a ``window``, steps it never reached are run by the loop),
+        and ``converged`` says whether the last update was within the default tolerance.
+        ``tol=0`` without ``max_iter`` accepts only exact updates, so it ends with the loop's
+        answer.
     max_iter : int, optional
         At most this many sweeps; if they do not converge, the remaining steps are run by
         the sequential loop (so the result is still the sequential one). Default: no
@@ -287,7 +289,7 @@ def solve_chain(
     step. After every sweep it finishes the remaining steps ``[p, n)`` with the loop if
     (a) another sweep, at the fastest sweep time ``t_sweep`` seen, would make the sweeps
     cost more than twice the whole loop, ``(sweeps + 1) t_sweep > 2 n t_step``; or (b)
-    from the fourth sweep on (or earlier, once the sweeps have cost half the loop), the
+    from the fourth sweep on (or from the second, once the sweeps have cost half the loop), the
     sweeps still needed (forecast from how fast the largest update shrinks, or from how
     fast the prefix advances) would take longer than the loop over the remaining steps,
     ``needed t_sweep > (n - p) t_step``; or (c) three sweeps in a row met non-finite

@@ -264,7 +264,8 @@ def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: f
     err = xp.max(xp.reshape(err, (s, -1)), axis=1) if batch else err  # worst batch element
     max_err = xp.max(err)
     over = err > _threshold(xp, opts, max_err, prev)
-    over = xp.concat([xp.zeros((1,), dtype=xp.bool), over[1:]]) if s > 1 else over & False
+    # Step p is exact whatever its update: never count it as unconverged.
+    over = xp.concat([xp.zeros((1,), dtype=xp.bool), over[1:]], axis=0)
     return _first_true(xp, over), max_err, xp.reshape(~f0_ok, (-1,))
 
 
@@ -332,8 +333,8 @@ def _should_stop(st: _State, opts: Options, n: int, errs: list[float]) -> str | 
             f"the parallel sweeps would cost more than {_BUDGET:g}x the sequential loop "
             f"({st.sweeps} sweeps of {t_sweep * 1e3:.3g} ms against {loop * 1e3:.3g} ms)"
         )
-    if st.sweeps < _EXPLORE_SWEEPS and st.sweeps * t_sweep < _EXPLORE * loop:
-        return None
+    if st.sweeps < 2 or (st.sweeps < _EXPLORE_SWEEPS and st.sweeps * t_sweep < _EXPLORE * loop):
+        return None  # a forecast needs two sweeps (and the first one's time includes warm-up)
     remaining = n - st.p
     back = min(2, len(st.prefixes) - 1)
     advance = (st.prefixes[-1] - st.prefixes[-1 - back]) / back if back > 0 else 1.0
