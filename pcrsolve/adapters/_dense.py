@@ -42,11 +42,17 @@ def _float_dtype(xp: Any, dtype: Any, name: str) -> Any:
     )
 
 
+_KERNELS: Any = None
+
+
 def _kernels():
     """The Numba kernel module (imported on first use: ``import pcrsolve`` stays Numba-free)."""
-    from . import _kernels as module
+    global _KERNELS
+    if _KERNELS is None:
+        from . import _kernels as module
 
-    return module
+        _KERNELS = module
+    return _KERNELS
 
 
 class _Parts:
@@ -164,7 +170,8 @@ class DenseChain:
             arrays.update(others)
         be = _backend.resolve(arrays)
         xp = be.xp
-        x = be.asarray(x_prev)
+        numba_path = be.is_numba
+        x = np.asarray(x_prev) if numba_path else be.asarray(x_prev)
         m = self._m
         if x.ndim < 2 or x.shape[-1] != m:
             raise ValueError(
@@ -178,7 +185,7 @@ class DenseChain:
         p.be, p.xp, p.s, p.batch, p.B, p.dtype = be, xp, s, batch, B, dtype
         W, b = self._params(be, dtype)
         p.W = W
-        if be.is_numba:
+        if numba_path:
             kk = np.ascontiguousarray(k, dtype=np.int64)
             if kk.shape != (s,):
                 raise ValueError(f"`k` must have one index per step, shape ({s},); got shape {kk.shape}.")
@@ -217,7 +224,8 @@ class DenseChain:
         p.da = da if (da is None or self._h == 1.0 or not self._residual) else da * self._h
 
     def _unflat(self, p: _Parts, y: Any, trailing: tuple[int, ...]) -> Any:
-        return p.xp.reshape(y, (p.s, *p.batch, *trailing))
+        shape = (p.s, *p.batch, *trailing)
+        return y.reshape(shape) if p.be.is_numba else p.xp.reshape(y, shape)
 
     def _values(self, p: _Parts) -> Any:
         if not self._residual:
@@ -227,9 +235,10 @@ class DenseChain:
     def _jacobian(self, p: _Parts) -> Any:
         m = self._m
         if p.be.is_numba:
-            J = np.empty((p.s, p.B, m, m), dtype=p.dtype)
+            # batch-major buffer, step-major view: the recurrence kernels read it without a copy
+            J = np.empty((p.B, p.s, m, m), dtype=p.dtype)
             _kernels().jacobian(p.W, p.k, p.da, self._residual, J)
-            return J
+            return J.transpose(1, 0, 2, 3)
         xp = p.xp
         J = p.da[..., :, None] * xp.take(p.W, p.k, axis=0)[:, None, :, :]
         if self._residual:

@@ -3,7 +3,7 @@
 Clean input assumed (see :mod:`pcrsolve.kernels`): C-contiguous arrays of one real floating
 dtype, indices in range, nothing raised. Layout: ``W (L, m, m)``, ``b (L, m)``; states and
 vectors ``(S, B, m)`` (step axis, flattened batch, features); ``k (S,)`` int64 step indices;
-Jacobians ``(S, B, m, m)``.
+Jacobians ``(B, S, m, m)`` (batch-major, see :func:`_jacobian`).
 
 The activation itself is *not* computed here: NumPy's SIMD ``tanh``/``exp`` are several times
 faster than the scalar libm calls a Numba loop makes, so the adapters run
@@ -62,7 +62,11 @@ def _matvec(W, v, k, transpose, out):
 
 
 def _jacobian(W, k, d, residual, J):
-    """``J[i, j] = diag(d[i, j]) @ W[k[i]]`` (``+ I`` when ``residual``)."""
+    """``J[j, i] = diag(d[i, j]) @ W[k[i]]`` (``+ I`` when ``residual``); ``J`` is batch-major.
+
+    ``J`` has shape ``(B, S, m, m)``: the layout of the linear-recurrence kernels, so the step-
+    major view the adapters return (``J.transpose(1, 0, 2, 3)``) reaches them without a copy.
+    """
     S, B, m = d.shape
     for i in range(S):
         l = k[i]
@@ -70,9 +74,9 @@ def _jacobian(W, k, d, residual, J):
             for p in range(m):
                 dp = d[i, j, p]
                 for q in range(m):
-                    J[i, j, p, q] = dp * W[l, p, q]
+                    J[j, i, p, q] = dp * W[l, p, q]
                 if residual:
-                    J[i, j, p, p] += 1.0
+                    J[j, i, p, p] += 1.0
 
 
 def _jac_diag(W, k, d, residual, out):

@@ -205,7 +205,8 @@ class DDIM:
         self._timesteps = ts
         self._noise = noise
         self._coef = (c_x, c_eps, sigma)
-        self._cache: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._cache: dict[tuple[str, Any], tuple[Any, Any]] = {}
+        self._float_dtypes: set[Any] = set()
 
     # ------------------------------------------------------------------ attributes
 
@@ -245,36 +246,43 @@ class DDIM:
 
     # ------------------------------------------------------------------ internals
 
-    def _schedule(self, be: _backend.Backend, dtype: Any) -> tuple[Any, ...]:
-        """``(c_x, c_eps, sigma, timesteps)`` in ``be``'s library, coefficients in ``dtype``."""
-        key = (be.name, str(dtype))
+    def _schedule(self, be: _backend.Backend, dtype: Any) -> tuple[Any, Any]:
+        """``(coef, timesteps)`` in ``be``'s library: ``coef`` (n, 3) = (c_x, c_eps, sigma) in ``dtype``."""
+        key = (be.name, dtype)
         hit = self._cache.get(key)
         if hit is None:
             xp = be.xp
-            cs = tuple(xp.astype(be.asarray(c), dtype) for c in self._coef)
-            hit = (*cs, be.asarray(self._timesteps))
+            coef = xp.stack([xp.astype(be.asarray(c), dtype) for c in self._coef], axis=1)
+            hit = (coef, be.asarray(self._timesteps))
             self._cache[key] = hit
         return hit
 
     def _prepare(self, x_prev: Any, k: Any, others: dict[str, Any] | None = None):
-        arrays = {"x_prev": x_prev, "noise": self._noise, **(others or {})}
+        """Resolve the backend, check shapes, gather the step coefficients (shaped to broadcast)."""
+        arrays = {"x_prev": x_prev, "noise": self._noise}
+        if others:
+            arrays.update(others)
         be = _backend.resolve(arrays)
         xp = be.xp
         x = be.asarray(x_prev)
         if x.ndim < 2:
             raise ValueError(f"`x_prev` must have shape (s, *batch, m); got shape {_shape(x)}.")
-        if not xp.isdtype(x.dtype, "real floating"):
-            x = xp.astype(x, xp.float64)
+        if x.dtype not in self._float_dtypes:
+            if not xp.isdtype(x.dtype, "real floating"):
+                x = xp.astype(x, xp.float64)
+            else:
+                self._float_dtypes.add(x.dtype)
         s = int(x.shape[0])
-        kk = xp.reshape(xp.asarray(k), (-1,))
-        if kk.shape[0] != s:
+        kk = xp.asarray(k)
+        if _shape(kk) != (s,):
             raise ValueError(f"`k` must have one index per step, shape ({s},); got shape {_shape(kk)}.")
-        c_x, c_eps, _, ts = self._schedule(be, x.dtype)
-        lead = (s,) + (1,) * (x.ndim - 1)
-        cx = xp.reshape(xp.take(c_x, kk, axis=0), lead)
-        ce = xp.reshape(xp.take(c_eps, kk, axis=0), lead)
-        t = xp.take(ts, kk, axis=0)
-        return be, xp, x, kk, cx, ce, t
+        coef, ts = self._schedule(be, x.dtype)
+        lead = (s,) + (1,) * (x.ndim - 2) + (3,)
+        if be.is_cpu_numpy:  # plain indexing: the per-call overhead matters in sequential loops
+            c, t = coef[kk].reshape(lead), ts[kk]
+        else:
+            c, t = xp.reshape(xp.take(coef, kk, axis=0), lead), xp.take(ts, kk, axis=0)
+        return be, xp, x, kk, c[..., 0:1], c[..., 1:2], c[..., 2:3], t
 
     def _eps(self, x: Any, t: Any) -> Any:
         eps = self._denoiser(x, t)
@@ -328,20 +336,18 @@ class DDIM:
         (s, *batch, m) array
             ``x_{k+1}``.
         """
-        be, xp, x, kk, cx, ce, t = self._prepare(x_prev, k)
+        be, xp, x, kk, cx, ce, sigma, t = self._prepare(x_prev, k)
         out = cx * x + ce * self._eps(x, t)
         if self._noise is not None:
-            sigma = self._schedule(be, x.dtype)[2]
-            lead = (x.shape[0],) + (1,) * (x.ndim - 1)
             noise = xp.take(be.asarray(self._noise), kk, axis=0)
             noise = xp.astype(noise, x.dtype) if noise.dtype != x.dtype else noise
-            out = out + xp.reshape(xp.take(sigma, kk, axis=0), lead) * noise
+            out = out + sigma * noise
         return out
 
     def jvp(self, x_prev: Any, k: Any, v: Any) -> Any:
         """``J v`` with ``J = c_x I + c_eps d eps / d x`` (needs ``denoiser_jvp``)."""
         self._need_jvp("DDIM.jvp")
-        be, xp, x, _, cx, ce, t = self._prepare(x_prev, k, {"v": v})
+        be, xp, x, _, cx, ce, _, t = self._prepare(x_prev, k, {"v": v})
         v = be.asarray(v)
         v = xp.astype(v, x.dtype) if v.dtype != x.dtype else v
         if _shape(v) != _shape(x):
@@ -351,7 +357,7 @@ class DDIM:
     def jac(self, x_prev: Any, k: Any) -> Any:
         """Dense Jacobians, shape (s, *batch, m, m), from ``m`` probes of ``denoiser_jvp``."""
         self._need_jvp("DDIM.jac")
-        _, xp, x, _, cx, ce, t = self._prepare(x_prev, k)
+        _, xp, x, _, cx, ce, _, t = self._prepare(x_prev, k)
         return self._dense(xp, x, ce, cx, t)
 
     def jac_diag(self, x_prev: Any, k: Any) -> Any:
