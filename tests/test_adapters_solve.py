@@ -23,8 +23,6 @@ from test_adapters import (
 import pcrsolve as pcr
 from pcrsolve.adapters import ACTIVATIONS, DDIM, MLP, ResNet
 
-pytest.importorskip("pcrsolve._chain")
-
 CLASSES = (MLP, ResNet)
 
 

@@ -15,7 +15,6 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("plot_
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs(script, tmp_path):
     pytest.importorskip("matplotlib")
-    pytest.importorskip("pcrsolve._chain")
     png = script.with_suffix(".png")
     if png.exists():
         png.unlink()
