@@ -124,7 +124,22 @@ def _validate(qualname: str, rules: set[str]) -> list[str]:
     return [f"{code}: {msg}" for code, msg in result["errors"] if code in rules]
 
 
-@pytest.mark.parametrize(("qualname", "obj"), DOCUMENTED, ids=[q for q, _ in DOCUMENTED])
+# Known docstring gaps, each to be fixed in the named file; strict: the test fails once it passes.
+KNOWN_GAPS = {
+    "pcrsolve.adapters.Activation": "value_and_derivative has no Returns section (adapters/_activations.py)",
+}
+
+
+@pytest.mark.parametrize(
+    ("qualname", "obj"),
+    [
+        pytest.param(q, o, marks=pytest.mark.xfail(reason=KNOWN_GAPS[q], strict=True))
+        if q in KNOWN_GAPS
+        else (q, o)
+        for q, o in DOCUMENTED
+    ],
+    ids=[q for q, _ in DOCUMENTED],
+)
 def test_numpydoc(qualname, obj):
     problems = _validate(qualname, CLASS_RULES if inspect.isclass(obj) else FUNCTION_RULES)
     if inspect.isclass(obj) and not issubclass(obj, BaseException):
@@ -187,3 +202,21 @@ PAGES = sorted(p for p in DOCS.glob("*.rst") if ">>>" in p.read_text())
 def test_page_examples(page, doc_printoptions):
     result = doctest.testfile(str(page), module_relative=False, optionflags=FLAGS, verbose=False, report=True)
     assert result.failed == 0, f"{page.name}: {result.failed} of {result.attempted} examples failed"
+
+
+def _code_block(text: str, start: str, end: str) -> str:
+    body = text.split(start, 1)[1].split(end, 1)[0]
+    lines = body.splitlines()
+    indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
+    return "\n".join(x[indent:] for x in lines)
+
+
+@pytest.mark.parametrize(
+    ("path", "start", "end"),
+    [("README.md", "```python\n", "```"), ("docs/index.rst", ".. code-block:: python\n", "\nInstall")],
+    ids=["README", "index"],
+)
+def test_front_page_example_runs(path, start, end, capsys):
+    code = _code_block((ROOT / path).read_text(), start, end)
+    assert len([x for x in code.splitlines() if x.strip()]) <= 12, "the front-page example should stay short"
+    exec(compile(code, path, "exec"), {"__name__": "__example__"})
