@@ -17,6 +17,7 @@ from . import _chain_validation as check
 from ._chain_adjoint import chain_adjoint
 from ._chain_eval import Evaluator
 from ._chain_solve import Options, run_sequential, solve
+from ._methods import choose
 
 __all__ = [
     "Chain",
@@ -286,13 +287,15 @@ def solve_chain(
 
     Cost rules (adaptive mode). The solver first runs three steps of the sequential loop
     (they extend the exact prefix) and keeps the fastest as ``t_step``, the loop's cost per
-    step. After every sweep it finishes the remaining steps ``[p, n)`` with the loop if
-    (a) another sweep, at the fastest sweep time ``t_sweep`` seen, would make the sweeps
+    step. ``t_sweep`` is the fastest sweep timed so far; until a second sweep has run it is
+    the time of the first sweep's chain evaluations (the first sweep's total includes
+    one-off costs such as loading the kernels). After every sweep the solver finishes the
+    remaining steps ``[p, n)`` with the loop if (a) another sweep would make the sweeps
     cost more than twice the whole loop, ``(sweeps + 1) t_sweep > 2 n t_step``; or (b)
-    from the fourth sweep on (or from the second, once the sweeps have cost half the loop), the
-    sweeps still needed (forecast from how fast the largest update shrinks, or from how
-    fast the prefix advances) would take longer than the loop over the remaining steps,
-    ``needed t_sweep > (n - p) t_step``; or (c) three sweeps in a row met non-finite
+    from the second sweep on, once four sweeps have run or they have cost half the loop,
+    the sweeps still needed (forecast from how fast the largest update shrinks, or from
+    how fast the prefix advances) would take longer than the loop over the remaining
+    steps, ``needed t_sweep > (n - p) t_step``; or (c) three sweeps in a row met non-finite
     values without advancing past their exact first step (the update is halved after
     each). Rule (a) bounds the total at about three times the sequential loop, plus the
     first sweep when a single sweep costs more than the loop (large ``m``, short chains);
@@ -373,7 +376,8 @@ def solve_chain(
         callback=callback,
         progress=progress,
         default_tol=dtol,
-        recurrence_method="auto" if be.is_numba else "pcr",
+        # Resolved once ("auto" asks Numba for its thread count on every call).
+        recurrence_method=choose("recurrence", "auto", be, math.prod(batch), n) if be.is_numba else "pcr",
     )
     out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)
     return ChainSolution(

@@ -211,7 +211,8 @@ class _State:
     filled: int = 0  # states [0, filled) hold an iterate; later ones are not initialised yet
     damping: float = 1.0
     trouble: int = 0
-    sweep_times: list[float] = field(default_factory=list)
+    sweep_times: list[float] = field(default_factory=list)  # of sweeps 2, 3, ...
+    first_eval: float = 0.0  # time of the chain's evaluations in sweep 1
     prefixes: list[int] = field(default_factory=list)
     t_step: float | None = None
 
@@ -232,17 +233,16 @@ def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: f
     Xa = X[p:e, ...]
     F, A = ev.linearize(Xprev, ks[p:e], opts.kind)
     dX = _linear_step(be, opts, A, F - Xa, s, batch, m)
-    if be.is_numba:  # the same bookkeeping as below, fused into one pass
+    if be.is_numba:  # the same bookkeeping as below, fused into one pass; host arithmetic
         from ._chain_numba import update
 
         B = math.prod(batch)
         err, f0_ok = update(
-            xp.reshape(X, (X.shape[0], B, m)), p, xp.reshape(F, (s, B, m)), xp.reshape(dX, (s, B, m)), omega
+            np.reshape(X, (X.shape[0], B, m)), p, np.reshape(F, (s, B, m)), np.reshape(dX, (s, B, m)), omega
         )
-        max_err = xp.max(err)
-        over = err > _threshold(xp, opts, max_err, prev)
-        over[0] = False
-        return _first_true(xp, over), max_err, ~f0_ok
+        max_err = float(err.max())
+        over = np.flatnonzero(err[1:] > _threshold(np, opts, max_err, prev))
+        return (1 + int(over[0]) if over.size else s), max_err, ~f0_ok
     # Non-finite values (from f or J at a bad iterate, or an overflowing linear solve) poison
     # everything after them along the chain (NaN propagates through A); hold those positions
     # back, per batch element, so that no non-finite value ever enters the iterate. The
@@ -282,6 +282,14 @@ def _threshold(xp, opts: Options, cur: Any, prev: float | None) -> Any:
     tol = opts.tol
     if prev is None or not math.isfinite(prev) or prev <= 0 or tol <= 0:
         return tol
+    if isinstance(cur, float):  # host numbers (the Numba path)
+        if not cur < prev:
+            return tol
+        if opts.kind == "dense":
+            thr = math.sqrt(tol * prev * prev / cur) if cur > 0 else math.inf
+        else:
+            thr = tol * (1 - cur / prev) / (cur / prev) if cur > 0 else math.inf
+        return min(max(thr, tol), math.sqrt(tol))
     if opts.kind == "dense":
         thr = xp.sqrt(tol * prev * prev / cur)
     else:
@@ -325,7 +333,10 @@ def _should_stop(st: _State, opts: Options, n: int, errs: list[float]) -> str | 
             f"{st.trouble} sweeps in a row produced non-finite values without progress, even with "
             f"damping {st.damping:g}"
         )
-    t_sweep, t_step = min(st.sweep_times), st.t_step
+    # The first sweep's total time includes one-off costs (loading or compiling the
+    # kernels); until a second sweep has been timed, its chain evaluations stand for it.
+    t_sweep = min(st.sweep_times) if st.sweep_times else st.first_eval
+    t_step = st.t_step
     assert t_step is not None
     loop = n * t_step
     if (st.sweeps + 1) * t_sweep > _BUDGET * loop:
@@ -436,7 +447,10 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: _State, residuals, progre
             troubled = err == math.inf
             if bool(xp.any(f0_bad)):
                 raise _nonfinite_error(p, ev.batch, int(_first_true(xp, f0_bad)))
-            st.sweep_times.append(time.perf_counter() - t0)
+            if st.sweeps:
+                st.sweep_times.append(time.perf_counter() - t0)
+            else:
+                st.first_eval = ev.last_time
             st.sweeps += 1
             st.iterations += err > opts.tol
             st.p = p + n_ok
