@@ -40,7 +40,7 @@ def _where(batch: tuple[int, ...], flat: int) -> str:
 def _breakdown(xp, info, x, batch, method: str, what: str, sequence: str = "row"):
     """Raise SingularMatrixError if a non-pivoting kernel broke down on any system."""
     finite = xp.all(xp.reshape(xp.isfinite(x), (x.shape[0], -1)), axis=1)
-    bad = (info != 0) | ~finite
+    bad = (info > 0) | ~finite  # info < 0 only warns of growth: the caller chose this method
     if not bool(xp.any(bad)):
         return
     i = _first(xp, bad)
@@ -68,8 +68,11 @@ def _singular(xp, info, batch, what: str, sequence: str = "row"):
 # ----------------------------------------------------------------------- scalar tridiagonal
 
 
-def tridiagonal_kernel(be, sys, method: str):
-    """Solve a validated scalar system by ``method``; the "auto" fallback included. -> (B, n)."""
+def tridiagonal_kernel(be, sys, method: str, check_finite: bool = True):
+    """Solve a validated scalar system by ``method``; the "auto" fallback included. -> (B, n).
+
+    With ``check_finite`` (the inputs are known to be finite) a non-finite result raises.
+    """
     xp, k = be.xp, be.kernels
     B = sys.d.shape[0]
     name = choose("tridiagonal", method, be, B, sys.n)
@@ -77,18 +80,31 @@ def tridiagonal_kernel(be, sys, method: str):
     if name == "pivoting":
         if bool(xp.any(info != 0)):
             _singular(xp, info, sys.batch, "tridiagonal system")
-        return x
-    if method != "auto":
+    elif method != "auto":
         _breakdown(xp, info, x, sys.batch, name, "tridiagonal system")
         return x
-    err = k.tridiagonal_backward_error(sys.dl, sys.d, sys.du, sys.rhs, x)
-    bad = (info != 0) | (err > _GROWTH_EPS * _eps(xp, sys.d.dtype))
-    if not bool(xp.any(bad)):
-        return x
-    xpiv, pinfo = k.tridiagonal["pivoting"](sys.dl, sys.d, sys.du, sys.rhs)
-    if bool(xp.any(bad & (pinfo != 0))):
-        _singular(xp, xp.where(bad, pinfo, 0), sys.batch, "tridiagonal system")
-    return xp.where(bad[:, None], xpiv, x)
+    else:
+        bad = info != 0
+        if not getattr(k.tridiagonal[name], "certifies_accuracy", False):
+            err = k.tridiagonal_backward_error(sys.dl, sys.d, sys.du, sys.rhs, x)
+            bad = bad | (err > _GROWTH_EPS * _eps(xp, sys.d.dtype))
+        x = _pivot_where(k, xp, sys, bad, x)
+    if check_finite and not bool(k.all_finite(x)):
+        raise SingularMatrixError(
+            "the tridiagonal system is numerically singular: its solution overflows although the "
+            "inputs are finite."
+        )
+    return x
+
+
+def _pivot_where(k, xp, sys, bad, x):
+    """Redo the systems flagged ``bad`` with partial pivoting."""
+    if bool(xp.any(bad)):
+        xpiv, pinfo = k.tridiagonal["pivoting"](sys.dl, sys.d, sys.du, sys.rhs)
+        if bool(xp.any(bad & (pinfo != 0))):
+            _singular(xp, xp.where(bad, pinfo, 0), sys.batch, "tridiagonal system")
+        x = xp.where(bad[:, None], xpiv, x)
+    return x
 
 
 def solve_tridiagonal(dl, d, du, rhs, *, method="auto", check_finite=True, backend=None):
@@ -151,7 +167,7 @@ def solve_tridiagonal(dl, d, du, rhs, *, method="auto", check_finite=True, backe
     be = _backend.resolve({"dl": dl, "d": d, "du": du, "rhs": rhs}, backend)
     method = _validation.method(method, SCALAR_METHODS, "solve_tridiagonal")
     sys = _validation.tridiagonal(be, dl, d, du, rhs, check_finite=check_finite)
-    x = tridiagonal_kernel(be, sys, method)
+    x = tridiagonal_kernel(be, sys, method, check_finite)
     return be.xp.reshape(x, (*sys.batch, sys.n))
 
 

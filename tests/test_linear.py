@@ -314,3 +314,22 @@ def test_property_dominant_block(n, m, method, seed):
     L, D, U, rhs = systems.block_tridiagonal(rng, (2,), n, m, np.float64, dominance=0.5)
     x = pcr.solve_block_tridiagonal(L, D, U, rhs, method=method)
     np.testing.assert_allclose(x, reference.solve_block_tridiagonal(L, D, U, rhs), rtol=1e-9, atol=1e-12)
+
+
+def test_auto_pivots_on_element_growth_without_tiny_pivot(backend):
+    # A small but not tiny first pivot: no breakdown, yet Thomas loses ~8 digits to growth.
+    n = 6
+    d = np.array([1e-9, 1.0, 1.0, 1.0, 1.0, 1.0])
+    dl, du = np.ones(n - 1), np.ones(n - 1)
+    x_true = np.linspace(1.0, 2.0, n)
+    rhs = reference.dense_tridiagonal(dl, d, du) @ x_true
+    args = [backend.asarray(a) for a in (dl, d, du, rhs)]
+    x_seq = backend.to_numpy(pcr.solve_tridiagonal(*args, method="sequential", backend=backend.name))
+    x_auto = backend.to_numpy(pcr.solve_tridiagonal(*args, backend=backend.name))
+    assert np.abs(x_seq - x_true).max() > 1e-10  # the growth is real ...
+    np.testing.assert_allclose(x_auto, x_true, rtol=1e-13)  # ... and "auto" pivots it away
+
+
+def test_overflow_from_finite_input_raises():
+    with pytest.raises(pcr.SingularMatrixError, match="numerically singular: its solution overflows"):
+        pcr.solve_tridiagonal(np.zeros(1), np.array([1e-300, 1.0]), np.zeros(1), np.array([1e300, 1.0]))

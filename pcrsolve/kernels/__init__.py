@@ -18,7 +18,9 @@ The contract every kernel keeps (``B`` = flattened batch, ``n`` = sequence lengt
   ``r + 1`` when row (block row) ``r`` met a pivot that is zero, not finite, or tiny
   (``|p| <= eps * scale`` of its row); the shell decides whether to fall back or raise.
   For ``pivoting`` a nonzero ``info`` means the matrix is exactly singular, as in
-  LAPACK ``?gtsv``.
+  LAPACK ``?gtsv``. A kernel whose function has the attribute ``certifies_accuracy = True``
+  also reports ``info = -(r + 1)`` when row ``r`` showed element growth large enough to
+  spoil the backward error; ``method="auto"`` then skips its separate backward-error pass.
 
 Signatures (``<m>`` is the method name):
 
