@@ -175,6 +175,13 @@ class Activation:
             Pre-activations, any shape, real floating dtype.
         need_derivative : bool, optional
             When False, return only ``act(z)``.
+
+        Returns
+        -------
+        a : array
+            ``act(z)``, the shape of ``z``, in its array library.
+        da : array
+            ``act'(z)``, the shape of ``z`` (only when ``need_derivative``).
         """
         return self._evaluate(array_api_compat.array_namespace(z), z, need_derivative)
 
