@@ -189,3 +189,37 @@ def test_ddim_on_the_xp_path(rng):
     sol = ddim.forward(x, backend="numpy")
     for i in range(3):
         np.testing.assert_allclose(sol.states[:, i], ref_ddim(eps, ab, ts, x[i]), atol=1e-9)
+
+
+def test_strict_forward_gradients_and_sampling(monkeypatch, rng):
+    """array_api_strict parameters and inputs: the whole solve stays in that library."""
+    from conftest import _strict_backend
+
+    be = _strict_backend(monkeypatch)
+    W, b = network(rng, 20, 3, gain=0.5)
+    x, g_out = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    net = ResNet(be.asarray(W), be.asarray(b), "tanh", step_size=0.3)
+    sol = net.forward(be.asarray(x))
+    assert type(sol.states) is type(be.asarray(x))
+    np.testing.assert_allclose(be.to_numpy(sol.states), ref_forward(W, b, x, "tanh", True, 0.3), atol=1e-10)
+    grads = net.gradients(be.asarray(x), sol, be.asarray(g_out))
+    dW, db, dx = ref_backprop(W, b, x, g_out, "tanh", True, 0.3)
+    np.testing.assert_allclose(be.to_numpy(grads["weights"]), dW, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(be.to_numpy(grads["biases"]), db, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(be.to_numpy(grads["x"]), dx, rtol=1e-9, atol=1e-11)
+
+    xp = be.xp
+    A = 0.4 * rng.standard_normal((2, 2))
+    As = be.asarray(A)
+    ab, ts = schedule(30), np.arange(30)[::-1].copy()
+    ddim = DDIM(
+        lambda x, t: xp.tanh(x @ xp.matrix_transpose(As)),
+        ab,
+        ts,
+        denoiser_jvp=lambda x, t, v: (
+            (1 - xp.tanh(x @ xp.matrix_transpose(As)) ** 2) * (v @ xp.matrix_transpose(As))
+        ),
+    )
+    z = rng.standard_normal(2)
+    ref = ref_ddim(lambda x, t: np.tanh(x @ A.T), ab, ts, z)
+    np.testing.assert_allclose(be.to_numpy(ddim.forward(be.asarray(z)).states), ref, atol=1e-9)
