@@ -287,9 +287,12 @@ def solve_chain(
 
     Cost rules (adaptive mode). The solver first runs three steps of the sequential loop
     (they extend the exact prefix) and keeps the fastest as ``t_step``, the loop's cost per
-    step. ``t_sweep`` is the fastest sweep timed so far; until a second sweep has run it is
-    the time of the first sweep's chain evaluations (the first sweep's total includes
-    one-off costs such as loading the kernels). After every sweep the solver finishes the
+    step. Before the first sweep of a long chain (512 steps or more) it times the chain's
+    evaluations on an eighth of the sweep's steps; if a whole sweep's evaluations would
+    cost more than the loop (an expensive Jacobian, large ``m``), it runs the loop at once.
+    ``t_sweep`` is the fastest sweep timed so far; until a second sweep has run it is the
+    time of the first sweep's chain evaluations (the first sweep's total includes one-off
+    costs such as loading the kernels). After every sweep the solver finishes the
     remaining steps ``[p, n)`` with the loop if (a) another sweep would make the sweeps
     cost more than twice the whole loop, ``(sweeps + 1) t_sweep > 2 n t_step``; or (b)
     from the second sweep on, once four sweeps have run or they have cost half the loop,
@@ -297,12 +300,13 @@ def solve_chain(
     how fast the prefix advances) would take longer than the loop over the remaining
     steps, ``needed t_sweep > (n - p) t_step``; or (c) three sweeps in a row met non-finite
     values without advancing past their exact first step (the update is halved after
-    each). Rule (a) bounds the total at about three times the sequential loop, plus the
-    first sweep when a single sweep costs more than the loop (large ``m``, short chains);
-    rule (b) gives up on chaotic or strongly expanding chains, where the prefix advances
-    only a few steps per sweep, after at most four sweeps or half the loop's time. Timing
-    makes the switch point (not the answer, which is the sequential one within ``tol``
-    either way) vary slightly between runs.
+    each). Rule (a) bounds the total at about three times the sequential loop (plus one
+    sweep on short chains whose sweeps cost more than their loop); rule (b) gives up on
+    chaotic or strongly expanding chains, where the prefix advances only a few steps per
+    sweep, after at most four sweeps or half the loop's time. Timing makes the switch point
+    (not the answer, which is the sequential one within ``tol`` either way) vary slightly
+    between runs. "The sequential loop" is :func:`sequential_chain`, one ``step`` call per
+    step.
 
     On NumPy inputs the linear steps run on the Numba kernels chosen by
     ``method="auto"`` of :func:`linear_recurrence` (the work-optimal loop on the CPU); on

@@ -45,6 +45,8 @@ _EXPLORE = 0.5
 # Consecutive sweeps that produced non-finite values without advancing the prefix past its
 # exact first step before the solver gives up on the parallel solve (rule (c)).
 _MAX_TROUBLE = 3
+# First sweeps at least this long are preceded by a timed evaluation of an eighth of them.
+_PRESWEEP_MIN = 512
 _MIN_DAMPING = 1.0 / 16
 
 
@@ -118,12 +120,16 @@ def run_sequential(ev: Evaluator, X: Any, x_prev: Any, ks: Any, start: int, stop
     """
     xp = ev.xp
     x = x_prev
+    if start < stop:  # the first call goes through the checks; the rest call the chain directly
+        x = ev.step(x, ks[start : start + 1])
+    step = ev.chain.step
     for c0 in range(start, stop, _SEQ_BLOCK):
         c1 = min(stop, c0 + _SEQ_BLOCK)
-        outs = []
-        for k in range(c0, c1):
-            x = ev.step(x, ks[k : k + 1])
+        outs = [x] if c0 == start else []
+        for k in range(c0 + (c0 == start), c1):
+            x = step(x, ks[k : k + 1])
             outs.append(x)
+        ev.n_step_evals += len(outs) - (c0 == start)
         block = xp.concat(outs, axis=0)
         if not bool(xp.all(xp.isfinite(block))):
             _raise_first_nonfinite(xp, block, c0, ev.batch)
@@ -376,6 +382,35 @@ def _probe_step_time(ev: Evaluator, X, x0, ks, st: _State, n: int) -> None:
     st.t_step = max(min(times), 1e-9)
 
 
+def _presweep_check(ev: Evaluator, opts: Options, x0, X, ks, st: _State, n: int, W: int) -> str | None:
+    """Before the first sweep of a long chain: would its evaluations alone cost more than the loop?
+
+    The chain is evaluated (and timed) on an eighth of the first sweep's steps, at the latest
+    state; the time scales linearly to the whole sweep (large arrays cost in proportion to
+    their size, allocation included). This spares chains whose Jacobians are expensive
+    (large ``m``) a full sweep that cannot pay. Short sweeps are not checked: the first sweep
+    itself is then cheap.
+    """
+    xp = ev.xp
+    s = min(W, n - st.p)
+    if s < _PRESWEEP_MIN or st.t_step is None:
+        return None
+    blk = s // 8
+    latest = x0 if st.p == 0 else X[st.p - 1, ...]
+    Xp = xp.zeros((blk, *ev.batch, ev.m), dtype=X.dtype) + latest
+    with np.errstate(all="ignore"):
+        t0 = time.perf_counter()
+        ev.linearize(Xp, ks[st.p : st.p + blk], opts.kind)
+        estimate = (time.perf_counter() - t0) * s / blk
+    loop = n * st.t_step
+    if estimate > loop:
+        return (
+            f"one sweep's chain evaluations alone would cost about {estimate * 1e3:.3g} ms (timed on "
+            f"{blk} steps), more than the whole sequential loop ({loop * 1e3:.3g} ms)"
+        )
+    return None
+
+
 def _initial_fill(xp, X, x0, st: _State, e: int) -> None:
     """Give states ``[filled, e)`` their first iterate: the latest state repeated."""
     if e <= st.filled:
@@ -426,11 +461,11 @@ def _info(st: _State, ev: Evaluator, residual: Any, window: tuple[int, int]) -> 
 
 def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: _State, residuals, progress) -> Outcome:
     xp = be.xp
-    reason = None
     # The cost of one step of the loop, measured on the first steps (which are then exact).
     _probe_step_time(ev, X, x0, ks, st, n)
+    reason = _presweep_check(ev, opts, x0, X, ks, st, n, W)
     with np.errstate(all="ignore"):  # non-finite iterates are handled, not reported
-        while st.p < n:
+        while st.p < n and reason is None:
             if opts.max_iter is not None and st.sweeps >= opts.max_iter:
                 reason = f"max_iter = {opts.max_iter} sweeps did not converge"
                 break
