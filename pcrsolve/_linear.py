@@ -33,8 +33,11 @@ def _first(xp, mask) -> int:
     return int(xp.nonzero(mask)[0][0])
 
 
-def _where(batch: tuple[int, ...], flat: int) -> str:
-    return f"system {tuple(int(i) for i in np.unravel_index(flat, batch))}" if batch else "the system"
+def _where(batch: tuple[int, ...], flat: int, what: str) -> str:
+    """``"the <what>"``, or ``"<what> (i, j) of the batch"`` for batched input."""
+    if not batch:
+        return f"the {what}"
+    return f"{what} {tuple(int(i) for i in np.unravel_index(flat, batch))} of the batch"
 
 
 def _breakdown(xp, info, x, batch, method: str, what: str, sequence: str = "row"):
@@ -47,7 +50,7 @@ def _breakdown(xp, info, x, batch, method: str, what: str, sequence: str = "row"
     row = int(info[i]) - 1
     at = f" at {sequence} {row}" if row >= 0 else ""
     raise SingularMatrixError(
-        f"method {method!r} broke down on {_where(batch, i)} of the {what}: a zero or tiny "
+        f"method {method!r} broke down on {_where(batch, i, what)}: a zero or tiny "
         f"pivot{at}. The matrix is singular, or not diagonally dominant / SPD / an M-matrix, "
         "which non-pivoting elimination needs; use method='auto', which falls back to pivoting."
     )
@@ -60,7 +63,7 @@ def _eps(xp, dtype) -> float:
 def _singular(xp, info, batch, what: str, sequence: str = "row"):
     i = _first(xp, info != 0)
     raise SingularMatrixError(
-        f"singular matrix: {_where(batch, i)} of the {what} has an exactly zero pivot at "
+        f"singular matrix: {_where(batch, i, what)} has an exactly zero pivot at "
         f"{sequence} {int(info[i]) - 1} even with partial pivoting."
     )
 
@@ -202,8 +205,8 @@ def block_kernel(be, sys, method: str):
             x[i] = block_banded_solve(sys.L[i], sys.D[i], sys.U[i], sys.rhs[i])
         except SingularMatrixError:
             raise SingularMatrixError(
-                f"singular matrix: {_where(sys.batch, int(i))} of the block tridiagonal "
-                "system is singular (banded LU with partial pivoting found a zero pivot)."
+                f"singular matrix: {_where(sys.batch, int(i), 'block tridiagonal system')} is "
+                "singular (banded LU with partial pivoting found a zero pivot)."
             ) from None
     return x
 
@@ -403,7 +406,9 @@ def solve_bidiagonal(d, e, rhs, *, lower=True, method="auto", check_finite=True,
     if bool(xp.any(zero)):
         i = _first(xp, xp.any(zero, axis=1))
         k = _first(xp, zero[i, :])
-        raise SingularMatrixError(f"singular matrix: `d` of {_where(sys.batch, i)} is zero at index {k}.")
+        raise SingularMatrixError(
+            f"singular matrix: `d` of {_where(sys.batch, i, 'bidiagonal system')} is zero at index {k}."
+        )
     off = sys.dl if lower else sys.du
     A = be.contiguous((-off / sys.d)[..., None])
     b = be.contiguous((sys.rhs / sys.d)[..., None])
