@@ -122,7 +122,10 @@ def test_bidiagonal_names_e_and_zero_diagonal():
         pcr.solve_bidiagonal(TWO, np.ones(4), TWO)
     with raises(pcr.SingularMatrixError, "singular matrix: `d` of the bidiagonal system is zero at index 1."):
         pcr.solve_bidiagonal(np.array([1.0, 0.0]), ONE, TWO)
-    with raises(pcr.SingularMatrixError, "singular matrix: `d` of bidiagonal system (1,) of the batch is zero at index 0."):
+    with raises(
+        pcr.SingularMatrixError,
+        "singular matrix: `d` of bidiagonal system (1,) of the batch is zero at index 0.",
+    ):
         pcr.solve_bidiagonal(np.array([[1.0, 1.0], [0.0, 1.0]]), ONE, TWO)
 
 
