@@ -164,7 +164,7 @@ def bench_mlp_forward_backward(quick: bool, rounds: int) -> list[dict[str, Any]]
                     gain=0.5,
                     iterations=sol.iterations,
                     status=sol.status,
-                    rel_err_grad=err,
+                    max_rel_error=err,
                     baseline="loop + hand backprop",
                 )
             )

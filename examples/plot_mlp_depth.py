@@ -75,7 +75,7 @@ def best_time(f, repeats=REPEATS):
 # Weights ``0.5 N(0, 1/m)``: a contracting network, where Newton's method converges in a few
 # iterations (at the edge of chaos, ``N(0, 1/m)``, the converged prefix advances slowly and the
 # solver switches to the sequential loop after a couple of sweeps: see the benchmarks).
-results = {m: {"fwd": [], "bwd": [], "iters": [], "err": [], "gerr": []} for m in WIDTHS}
+results = {m: {"fwd": [], "bwd": [], "iters": [], "fallback": [], "err": [], "gerr": []} for m in WIDTHS}
 for m in WIDTHS:
     for L in DEPTHS:
         W = 0.5 * rng.standard_normal((L, m, m)) / np.sqrt(m)
@@ -97,6 +97,7 @@ for m in WIDTHS:
         r["fwd"].append(t_loop_f / t_pcr_f)
         r["bwd"].append(t_loop_b / t_pcr_b)
         r["iters"].append(sol.iterations)
+        r["fallback"].append(sol.status == "sequential")  # the solver finished with the plain loop
         r["err"].append(float(np.max(np.abs(sol.states - ref))))
         r["gerr"].append(float(np.max(np.abs(grads["weights"] - dW)) / np.max(np.abs(dW))))
         print(
@@ -110,19 +111,22 @@ for m in WIDTHS:
 # Plot
 # ----
 fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
-for m in WIDTHS:
-    r = results[m]
-    axes[0].plot(DEPTHS, r["fwd"], "o-", label=f"m = {m}")
-    axes[1].plot(DEPTHS, r["bwd"], "o-", label=f"m = {m}")
-    axes[2].plot(DEPTHS, r["iters"], "o-", label=f"m = {m}")
-    axes[3].plot(DEPTHS, np.maximum(r["err"], 1e-17), "o-", label=f"states, m = {m}")
-    axes[3].plot(DEPTHS, np.maximum(r["gerr"], 1e-17), "x--", label=f"gradients (rel.), m = {m}")
+for i, m in enumerate(WIDTHS):
+    r, c = results[m], f"C{i}"
+    axes[0].plot(DEPTHS, r["fwd"], "o-", color=c, label=f"m = {m}")
+    axes[1].plot(DEPTHS, r["bwd"], "o-", color=c, label=f"m = {m}")
+    axes[2].plot(DEPTHS, r["iters"], "o-", color=c, label=f"m = {m}")
+    fell = np.array(r["fallback"])
+    if fell.any():  # hollow markers: the cost rule switched to the sequential loop
+        axes[2].plot(np.array(DEPTHS)[fell], np.array(r["iters"])[fell], "o", ms=11, mfc="none", color="k")
+    axes[3].plot(DEPTHS, np.maximum(r["err"], 1e-17), "o-", color=c, label=f"states, m = {m}")
+    axes[3].plot(DEPTHS, np.maximum(r["gerr"], 1e-17), "x--", color=c, label=f"gradients (rel.), m = {m}")
 for ax, title in zip(
     axes,
     (
         "forward speed-up vs loop",
         "backward speed-up vs hand backprop",
-        "Newton iterations",
+        "Newton iterations (circled: finished sequentially)",
         "max |pcrsolve - sequential|",
     ),
 ):
