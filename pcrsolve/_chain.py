@@ -289,7 +289,8 @@ def solve_chain(
     (they extend the exact prefix) and keeps the fastest as ``t_step``, the loop's cost per
     step. Before the first sweep of a long chain (512 steps or more) it times the chain's
     evaluations on an eighth of the sweep's steps; if a whole sweep's evaluations would
-    cost more than the loop (an expensive Jacobian, large ``m``), it runs the loop at once.
+    cost more than half the loop (an expensive Jacobian, large ``m``), it runs the loop at
+    once.
     ``t_sweep`` is the fastest sweep timed so far; until a second sweep has run it is the
     time of the first sweep's chain evaluations (the first sweep's total includes one-off
     costs such as loading the kernels). After every sweep the solver finishes the
