@@ -16,7 +16,8 @@ from . import _backend, _validation
 from . import _chain_validation as check
 from ._chain_adjoint import chain_adjoint
 from ._chain_eval import Evaluator
-from ._chain_solve import Options, run_sequential, solve
+from ._chain_sequential import run_sequential
+from ._chain_solve import Options, solve
 from ._methods import choose
 
 __all__ = [

@@ -15,7 +15,6 @@ directly; nothing is re-validated inside the loop.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,13 +22,15 @@ from typing import Any
 import numpy as np
 
 from ._chain_eval import Evaluator
+from ._chain_progress import Progress
+from ._chain_sequential import first_true as _first_true
+from ._chain_sequential import nonfinite_error as _nonfinite_error
+from ._chain_sequential import raise_first_nonfinite as _raise_first_nonfinite
+from ._chain_sequential import run_sequential
 from ._linear import recurrence_kernel
 
-__all__ = ["Options", "Outcome", "run_sequential", "solve"]
+__all__ = ["Options", "Outcome", "solve"]
 
-# The sequential loop checks finiteness once per block of this many steps (one host
-# synchronisation per block instead of per step); a NaN is still located exactly.
-_SEQ_BLOCK = 64
 # Steps run sequentially (and timed) to learn the cost of one step of the plain loop.
 _PROBE_STEPS = 3
 # Sweeps run before the cost rules are first consulted.
@@ -83,60 +84,6 @@ class Outcome:
 # --------------------------------------------------------------------------- helpers
 
 
-def _first_true(xp, mask) -> Any:
-    """Device int: number of leading False entries of a 1-D bool mask (its length if none)."""
-    hits = xp.cumulative_sum(xp.astype(mask, xp.int32))
-    return xp.sum(xp.astype(hits == 0, xp.int32))
-
-
-def _where_batch(batch: tuple[int, ...], flat: int) -> str:
-    if not batch:
-        return ""
-    return f" (batch element {tuple(int(i) for i in np.unravel_index(flat, batch))})"
-
-
-def _nonfinite_error(k: int, batch: tuple[int, ...], b: int) -> FloatingPointError:
-    return FloatingPointError(
-        f"the chain produced NaN or inf at step {k}{_where_batch(batch, b)} from finite states: the "
-        "sequential loop itself is not finite there, so no solver can return finite states. Check "
-        f"the step function and its parameters at step {k}."
-    )
-
-
-def _raise_first_nonfinite(xp, block, start: int, batch: tuple[int, ...]) -> None:
-    """Raise for the first non-finite step of ``block (c, *batch, m)`` (host sync: error path)."""
-    c = block.shape[0]
-    bad = ~xp.all(xp.reshape(xp.isfinite(block), (c, -1, block.shape[-1])), axis=-1)  # (c, B)
-    step = int(_first_true(xp, xp.any(bad, axis=1)))
-    b = int(_first_true(xp, bad[step, ...]))
-    raise _nonfinite_error(start + step, batch, b)
-
-
-def run_sequential(ev: Evaluator, X: Any, x_prev: Any, ks: Any, start: int, stop: int) -> Any:
-    """The plain loop: ``X[k] = f_k(X[k-1])`` for ``k`` in ``[start, stop)``, written into ``X``.
-
-    ``x_prev`` is the state before ``start``, shape ``(1, *batch, m)``. Raises
-    :class:`FloatingPointError` naming the first non-finite step.
-    """
-    xp = ev.xp
-    x = x_prev
-    if start < stop:  # the first call goes through the checks; the rest call the chain directly
-        x = ev.step(x, ks[start : start + 1])
-    step = ev.chain.step
-    for c0 in range(start, stop, _SEQ_BLOCK):
-        c1 = min(stop, c0 + _SEQ_BLOCK)
-        outs = [x] if c0 == start else []
-        for k in range(c0 + (c0 == start), c1):
-            x = step(x, ks[k : k + 1])
-            outs.append(x)
-        ev.n_step_evals += len(outs) - (c0 == start)
-        block = xp.concat(outs, axis=0)
-        if not bool(xp.all(xp.isfinite(block))):
-            _raise_first_nonfinite(xp, block, c0, ev.batch)
-        X[c0:c1, ...] = block
-    return X
-
-
 def _sqnorm(xp, a) -> Any:
     """Squared 2-norms over the last axis (a real array); NaN/inf (or overflow) stay non-finite."""
     sq = xp.vecdot(a, a)
@@ -164,44 +111,6 @@ def _linear_step(be, opts: Options, A, R, s: int, batch: tuple[int, ...], m: int
     dX = recurrence_kernel(be, Ak, Rk, z, dense=dense, method=opts.recurrence_method)
     dX = xp.permute_dims(dX, (1, 0, 2))
     return xp.reshape(dX, (s, *batch, m))
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """A tqdm bar over the steps when tqdm is importable, else one line per sweep on stderr."""
-
-    def __init__(self, enabled: bool, total: int, desc: str) -> None:
-        self.bar = None
-        self.enabled = enabled
-        self.done = 0
-        if not enabled:
-            return
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return
-        self.bar = tqdm(total=total, desc=desc, unit="step", leave=False)
-
-    def update(self, sweep: int, prefix: int, total: int, residual: Any) -> None:
-        if not self.enabled:
-            return
-        res = residual if isinstance(residual, float) else None
-        if self.bar is not None:
-            self.bar.update(prefix - self.done)
-            self.bar.set_postfix(sweep=sweep, update=f"{res:.1e}" if res is not None else "-")
-        else:
-            shown = f"{res:.2e}" if res is not None else "not synchronised"
-            print(
-                f"solve_chain: sweep {sweep}: max update {shown}, converged steps {prefix}/{total}",
-                file=sys.stderr,
-            )
-        self.done = prefix
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -429,7 +338,7 @@ def solve(ev: Evaluator, be, opts: Options, x0, X, n: int, have_init: bool) -> O
     W = n if opts.window is None else min(opts.window, n)
     st = _State(filled=n if have_init else 0, damping=opts.damping)
     residuals: list[Any] = []
-    progress = _Progress(opts.progress, opts.max_iter if opts.fixed else n, "solve_chain")
+    progress = Progress(opts.progress, opts.max_iter if opts.fixed else n, "solve_chain")
     try:
         if opts.fixed:
             out = _solve_fixed(ev, be, opts, x0, X, ks, n, W, st, residuals, progress)
