@@ -471,7 +471,7 @@ def test_ddim_attributes(rng):
     eps, _, ab, ts, noise = _ddim_case(rng, eta=0.5)
     ddim = DDIM(eps, ab, ts, eta=0.5, noise=noise)
     assert ddim.n_steps == 6 and ddim.eta == 0.5 and ddim.noise is noise
-    assert ddim.alpha_bar.dtype == np.float64 and ddim.timesteps is not None
+    assert ddim.alphas_cumprod.dtype == np.float64 and ddim.timesteps is not None
     assert repr(ddim) == "DDIM(n=6, eta=0.5, denoiser_jvp=no)"
     assert DDIM(eps, ab, ts, noise=noise).noise is None  # eta = 0: no noise term
 
@@ -590,26 +590,26 @@ def test_ddim_errors(rng):
         DDIM(eps, ab, ts, denoiser_jvp=1)
     with raises(
         ValueError,
-        "`alpha_bar` must be a 1-D array of n + 1 >= 2 values (from the noisiest point of the "
+        "`alphas_cumprod` must be a 1-D array of n + 1 >= 2 values (from the noisiest point of the "
         "schedule to the cleanest, for n steps); got shape (1,).",
     ):
         DDIM(eps, ab[:1], ts[:0])
-    with raises(ValueError, "`alpha_bar` must be a 1-D array"):
+    with raises(ValueError, "`alphas_cumprod` must be a 1-D array"):
         DDIM(eps, ab[None], ts)
     with raises(
         ValueError,
-        "`alpha_bar` must hold values in (0, 1] (cumulative products of 1 - beta); got values in [0.0, ",
+        "`alphas_cumprod` must hold values in (0, 1] (cumulative products of 1 - beta); got values in [0.0, ",
     ):
         DDIM(eps, np.r_[0.0, ab[1:]], ts)
-    with raises(ValueError, "`alpha_bar` must hold values in (0, 1]"):
+    with raises(ValueError, "`alphas_cumprod` must hold values in (0, 1]"):
         DDIM(eps, np.r_[ab[:-1], 1.5], ts)
-    with raises(ValueError, "`alpha_bar` must hold values in (0, 1]"):
+    with raises(ValueError, "`alphas_cumprod` must hold values in (0, 1]"):
         DDIM(eps, np.r_[ab[:-1], np.nan], ts)
-    with raises(TypeError, "`alpha_bar` must be real; got dtype complex128."):
+    with raises(TypeError, "`alphas_cumprod` must be real; got dtype complex128."):
         DDIM(eps, ab + 0j, ts)
     with raises(
         ValueError,
-        "`timesteps` must have shape (n,) = (6,): one value per step, for `alpha_bar` of 7 "
+        "`timesteps` must have shape (n,) = (6,): one value per step, for `alphas_cumprod` of 7 "
         "entries; got shape (7,).",
     ):
         DDIM(eps, ab, np.arange(7))
@@ -631,7 +631,8 @@ def test_ddim_errors(rng):
     ):
         DDIM(eps, ab, ts, eta=5.0, noise=noise)
     with raises(
-        ValueError, "with `eta` > 0, `alpha_bar` must be non-decreasing with alpha_bar[k] < 1 for k < n"
+        ValueError,
+        "with `eta` > 0, `alphas_cumprod` must be non-decreasing with alphas_cumprod[k] < 1 for k < n",
     ):
         DDIM(eps, ab[::-1].copy(), ts, eta=0.5, noise=noise)
 

@@ -27,7 +27,7 @@ def _shape(a: Any) -> tuple[int, ...]:
 class DDIM:
     r"""Denoising-diffusion sampling (DDIM, and DDPM-like with ``eta > 0``) as a chain.
 
-    With ``a = alpha_bar`` (the cumulative products of the noise schedule), step ``k`` of
+    With ``a = alphas_cumprod`` (the cumulative products of the noise schedule), step ``k`` of
     ``n`` takes ``x_k`` to ``x_{k+1}``:
 
     .. code-block:: text
@@ -48,10 +48,10 @@ class DDIM:
         ``denoiser(x, t) -> eps``, vectorized over the leading step axis: ``x`` has shape
         ``(s, *batch, m)``, ``t`` shape ``(s,)`` (entries of ``timesteps``), and ``eps`` the
         shape of ``x``. It may be called with extra batch axes (Jacobian probes).
-    alpha_bar : (n + 1,) array_like
-        Values in (0, 1]: ``alpha_bar[0]`` the noisiest point of the schedule,
-        ``alpha_bar[n]`` the cleanest (1.0 is allowed). With ``eta > 0`` the schedule must
-        be non-decreasing with ``alpha_bar[k] < 1`` for ``k < n``.
+    alphas_cumprod : (n + 1,) array_like
+        Values in (0, 1] (often called ``alpha_bar``): ``a[0]`` the noisiest point of the
+        schedule, ``a[n]`` the cleanest (1.0 is allowed). With ``eta > 0`` the schedule must
+        be non-decreasing with ``a[k] < 1`` for ``k < n``.
     timesteps : (n,) array_like
         The times passed to the denoiser, ``timesteps[k]`` at step ``k`` (kept in their
         dtype, e.g. integers).
@@ -71,15 +71,15 @@ class DDIM:
     n_steps : int
         ``n``.
     eta : float
-    alpha_bar, timesteps, noise : array or None
-        As given (``alpha_bar`` as float64).
+    alphas_cumprod, timesteps, noise : array or None
+        As given (``alphas_cumprod`` as float64).
     coefficients : tuple of three (n,) arrays
         ``(c_x, c_eps, sigma)`` with ``x_{k+1} = c_x[k] x_k + c_eps[k] eps + sigma[k] noise[k]``.
 
     Raises
     ------
     ValueError
-        If ``alpha_bar`` is not 1-D with n + 1 >= 2 finite values in (0, 1], ``timesteps``
+        If ``alphas_cumprod`` is not 1-D with n + 1 >= 2 finite values in (0, 1], ``timesteps``
         does not have ``n`` entries, ``eta`` is negative, not finite or too large for the
         schedule, or ``noise`` is missing (``eta > 0``) or of the wrong shape.
     TypeError
@@ -117,7 +117,7 @@ class DDIM:
     def __init__(
         self,
         denoiser: Callable[[Any, Any], Any],
-        alpha_bar: Any,
+        alphas_cumprod: Any,
         timesteps: Any,
         *,
         eta: float = 0.0,
@@ -137,35 +137,36 @@ class DDIM:
         if not (math.isfinite(eta) and eta >= 0.0):
             raise ValueError(f"`eta` must be a finite number >= 0 (0: DDIM, 1: DDPM variance); got {eta}.")
 
-        be = _backend.resolve({"alpha_bar": alpha_bar})
+        be = _backend.resolve({"alphas_cumprod": alphas_cumprod})
         xp = be.xp
-        ab = be.asarray(alpha_bar)
+        ab = be.asarray(alphas_cumprod)
         if ab.ndim != 1 or ab.shape[0] < 2:
             raise ValueError(
-                "`alpha_bar` must be a 1-D array of n + 1 >= 2 values (from the noisiest point of the "
+                "`alphas_cumprod` must be a 1-D array of n + 1 >= 2 values (from the noisiest point of the "
                 f"schedule to the cleanest, for n steps); got shape {_shape(ab)}."
             )
         if not xp.isdtype(ab.dtype, ("real floating", "integral")):
-            raise TypeError(f"`alpha_bar` must be real; got dtype {ab.dtype}.")
+            raise TypeError(f"`alphas_cumprod` must be real; got dtype {ab.dtype}.")
         ab = xp.astype(ab, xp.float64)
         n = int(ab.shape[0]) - 1
         if not bool(xp.all((ab > 0.0) & (ab <= 1.0))):
             raise ValueError(
-                "`alpha_bar` must hold values in (0, 1] (cumulative products of 1 - beta); got values "
+                "`alphas_cumprod` must hold values in (0, 1] (cumulative products of 1 - beta); got values "
                 f"in [{float(xp.min(ab))}, {float(xp.max(ab))}] (NaN counts as outside)."
             )
         tb = _backend.resolve({"timesteps": timesteps})
         ts = tb.asarray(timesteps)
         if ts.ndim != 1 or ts.shape[0] != n:
             raise ValueError(
-                f"`timesteps` must have shape (n,) = ({n},): one value per step, for `alpha_bar` of "
+                f"`timesteps` must have shape (n,) = ({n},): one value per step, for `alphas_cumprod` of "
                 f"{n + 1} entries; got shape {_shape(ts)}."
             )
         a, a1 = ab[:-1], ab[1:]
         if eta > 0.0:
             if not bool(xp.all(a < 1.0)) or not bool(xp.all(a1 >= a)):
                 raise ValueError(
-                    "with `eta` > 0, `alpha_bar` must be non-decreasing with alpha_bar[k] < 1 for k < n "
+                    "with `eta` > 0, `alphas_cumprod` must be non-decreasing with alphas_cumprod[k] < 1 "
+                    "for k < n "
                     "(sigma_k involves (1 - a[k+1]) / (1 - a[k]) and 1 - a[k] / a[k+1]); use eta=0 for "
                     "this schedule."
                 )
@@ -221,7 +222,7 @@ class DDIM:
         return self._eta
 
     @property
-    def alpha_bar(self) -> Any:
+    def alphas_cumprod(self) -> Any:
         """(n + 1,) float64 array: the schedule."""
         return self._alpha_bar
 
