@@ -249,29 +249,71 @@ def _flat(a):
 
 
 @jit
+def _schur_row(L, D, U, rhs, i, first, G, x, W, eps):
+    """Block Thomas forward step, part 1: ``W[0] = D_i - L_i G_{i-1}`` and
+    ``x_i = rhs_i - L_i x_{i-1}`` (no products when ``first``); returns the row's pivot
+    tolerance ``eps * max abs1(L_i, D_i, U_i)``. One call instead of five small ones."""
+    m = D.shape[1]
+    big = 0.0
+    for p in range(m):
+        for q in range(m):
+            big = max(big, _abs1(L[i, p, q]), _abs1(D[i, p, q]), _abs1(U[i, p, q]))
+    if first:
+        for p in range(m):
+            x[i, p] = rhs[i, p]
+            for q in range(m):
+                W[0, p, q] = D[i, p, q]
+    else:
+        for p in range(m):
+            acc = rhs[i, p]
+            for k in range(m):
+                acc -= L[i, p, k] * x[i - 1, k]
+            x[i, p] = acc
+            for q in range(m):
+                w = D[i, p, q]
+                for k in range(m):
+                    w -= L[i, p, k] * G[i - 1, k, q]
+                W[0, p, q] = w
+    return eps * big
+
+
+@jit
+def _gesv(W, piv, tol, M, im, with_m, v, iv):
+    """Factor ``W[0]`` (:func:`_lu`) and, if regular, overwrite ``v[iv]`` (and ``M[im]`` when
+    ``with_m``) with ``W^{-1} v`` (``W^{-1} M``). Returns the :func:`_lu` code."""
+    k = _lu(W, 0, piv, 0, tol)
+    if k == 0:
+        if with_m:
+            _lu_solve_mat(W, 0, piv, 0, M, im)
+        _lu_solve_vec(W, 0, piv, 0, v, iv)
+    return k
+
+
+@jit
 def _thomas_system(L, D, U, rhs, o, n, eps, x, G, W, piv):
     """Block Thomas on the system in rows ``o .. o+n-1``; returns 0 or ``r + 1``.
 
     Forward: ``W = D_i - L_i G_{i-1}``, ``G_i = W^{-1} U_i``, ``y_i = W^{-1}(rhs_i - L_i y_{i-1})``
     (``y`` kept in ``x``); back: ``x_i = y_i - G_i x_{i+1}``. On breakdown ``x`` is NaN.
     """
+    m = D.shape[1]
     for r in range(n):
         i = o + r
-        _copy_blk(W, 0, D, i)
-        _copy_vec(x, i, rhs, i)
-        if r > 0:
-            _gemm_sub(W, 0, L, i, G, i - 1)
-            _gemv_sub(x, i, L, i, x, i - 1)
-        if _lu(W, 0, piv, 0, _row_tol(L, D, U, i, eps)) != 0:
+        tol = _schur_row(L, D, U, rhs, i, r == 0, G, x, W, eps)
+        if r < n - 1:
+            for p in range(m):
+                for q in range(m):
+                    G[i, p, q] = U[i, p, q]
+        if _gesv(W, piv, tol, G, i, r < n - 1, x, i) != 0:
             for k in range(o, o + n):
                 _nan_vec(x, k)
             return r + 1
-        if r < n - 1:
-            _copy_blk(G, i, U, i)
-            _lu_solve_mat(W, 0, piv, 0, G, i)
-        _lu_solve_vec(W, 0, piv, 0, x, i)
     for i in range(o + n - 2, o - 1, -1):
-        _gemv_sub(x, i, G, i, x, i + 1)
+        for p in range(m):
+            acc = x[i, p]
+            for k in range(m):
+                acc -= G[i, p, k] * x[i + 1, k]
+            x[i, p] = acc
     return 0
 
 
@@ -621,16 +663,17 @@ def block_hybrid(L, D, U, rhs, *, chunks=None):
     """Partitioned block solver. Returns ``(x, info)``.
 
     The rows of each system are cut into ``chunks`` nearly equal chunks of at least two
-    rows (default: about four tasks per thread over the batch, at least 32 rows per chunk).
+    rows (default: about four tasks per thread over the batch, at least 32 rows per chunk;
+    when that is a single chunk, block Thomas runs instead).
     Each chunk is eliminated on its own so that its rows depend only on its first and last
     unknowns; the ``2 * chunks`` interface rows form a block tridiagonal system solved by
     block Thomas; the chunks are then completed in parallel.
     """
     nb, n, m = rhs.shape
-    if n <= 1 or nb * m == 0:
-        return block_thomas(L, D, U, rhs)
     p = _default_chunks(nb, n, 32) if chunks is None else int(chunks)
     p = max(1, min(p, n // 2))
+    if n <= 1 or nb * m == 0 or (chunks is None and p == 1):
+        return block_thomas(L, D, U, rhs)  # one chunk would only double block Thomas's work
     dt = D.dtype
     x = np.empty(rhs.shape, dtype=dt)
     info = np.zeros(nb, dtype=np.int64)

@@ -487,8 +487,8 @@ def diag_hybrid(A, b, x0, *, chunks=None):
     if chunks is None:
         threads = _threads()
         chunks = min(-(-8 * threads // (nb * m)), n // 1024) if nb * m < 4 * threads else 1
-    if chunks <= 1:
-        return diag_sequential(A, b, x0)
+        if chunks <= 1:
+            return diag_sequential(A, b, x0)
     p = max(1, min(int(chunks), n))
     per = _per_task(nb * p * m, _threads())
     x = np.empty(b.shape, dtype=b.dtype)
