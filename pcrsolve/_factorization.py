@@ -91,8 +91,8 @@ class TridiagonalFactorization:
         """
         be, sys = self._be, self._sys
         xp = be.xp
-        r, full, dtype = _validation.tridiagonal_rhs(
-            be, rhs, sys.batch, sys.n, self.dtype, check_finite=check_finite
+        r, full, dtype = _validation.factored_rhs(
+            be, rhs, sys.batch, (sys.n,), self.dtype, check_finite=check_finite
         )
         tails = [tuple(f.shape[1:]) for f in self._factors]
         factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full, tails)
@@ -156,8 +156,8 @@ class BlockTridiagonalFactorization:
         """
         be, sys = self._be, self._sys
         xp = be.xp
-        r, full, dtype = _validation.block_rhs(
-            be, rhs, sys.batch, sys.n, sys.m, self.dtype, check_finite=check_finite
+        r, full, dtype = _validation.factored_rhs(
+            be, rhs, sys.batch, (sys.n, sys.m), self.dtype, check_finite=check_finite
         )
         tails = [tuple(f.shape[1:]) for f in self._factors]
         factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full, tails)

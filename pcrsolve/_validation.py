@@ -20,12 +20,11 @@ __all__ = [
     "TridiagonalSystem",
     "bidiagonal",
     "block_bidiagonal",
-    "block_rhs",
     "block_tridiagonal",
+    "factored_rhs",
     "method",
     "recurrence",
     "tridiagonal",
-    "tridiagonal_rhs",
 ]
 
 METHODS = ("auto", "sequential", "pcr", "hybrid", "pivoting")
@@ -184,25 +183,31 @@ def tridiagonal(be, dl, d, du, rhs, *, check_finite: bool) -> TridiagonalSystem:
     return TridiagonalSystem(flat["dl"], flat["d"], flat["du"], flat.get("rhs"), batch, n)
 
 
-def tridiagonal_rhs(be, rhs, batch, n, dtype, *, check_finite: bool):
-    """Validate a right-hand side for a factored scalar system of batch shape ``batch``.
+def factored_rhs(be, rhs, batch, tail: tuple[int, ...], dtype, *, check_finite: bool):
+    """Validate a right-hand side ``(..., *tail)`` for a factored matrix of batch shape ``batch``.
 
-    Returns ``(rhs (B, n), full_batch, dtype)``; the factors must be broadcast to ``full_batch``.
+    ``tail`` is ``(n,)`` for scalar and ``(n, m)`` for block systems. Returns
+    ``(rhs (B, *tail), full_batch, dtype)``; the factors must be broadcast to ``full_batch``.
     """
     xp = be.xp
     r = _numeric(be, rhs, "rhs")
-    _at_least(r, 1, "rhs", "the sequence axis n last")
-    if r.shape[-1] != n:
-        raise ValueError(
-            f"`rhs` must have length n = {n} on its last axis to match the factored matrix; "
-            f"got shape {tuple(r.shape)}."
+    layout = "the sequence axis n last" if len(tail) == 1 else "(..., n, m)"
+    _at_least(r, len(tail), "rhs", layout)
+    if tuple(r.shape[r.ndim - len(tail) :]) != tuple(tail):
+        expected = (
+            f"length n = {tail[0]} on its last axis"
+            if len(tail) == 1
+            else f"shape (..., n, m) = (..., {tail[0]}, {tail[1]})"
         )
-    full = _broadcast_batch({"factored matrix": batch, "rhs": tuple(r.shape[:-1])})
+        raise ValueError(
+            f"`rhs` must have {expected} to match the factored matrix; got shape {tuple(r.shape)}."
+        )
+    full = _broadcast_batch({"factored matrix": batch, "rhs": tuple(r.shape[: r.ndim - len(tail)])})
     dt = result_dtype(xp, r, xp.zeros((), dtype=dtype))
     r = _cast(xp, r, dt)
     if check_finite:
         _check_finite(be, {"rhs": r})
-    return _flatten(be, r, full, (n,)), full, dt
+    return _flatten(be, r, full, tuple(tail)), full, dt
 
 
 @dataclass(frozen=True)
@@ -267,24 +272,6 @@ def block_tridiagonal(be, L, D, U, rhs, *, check_finite: bool) -> BlockSystem:
         _check_finite(be, arrs)
     flat = {k: _flatten(be, a, batch, (n, m) if k == "rhs" else (n, m, m)) for k, a in arrs.items()}
     return BlockSystem(flat["L"], flat["D"], flat["U"], flat.get("rhs"), batch, n, m)
-
-
-def block_rhs(be, rhs, batch, n, m, dtype, *, check_finite: bool):
-    """Validate a right-hand side ``(..., n, m)`` for a factored block system."""
-    xp = be.xp
-    r = _numeric(be, rhs, "rhs")
-    _at_least(r, 2, "rhs", "(..., n, m)")
-    if tuple(r.shape[-2:]) != (n, m):
-        raise ValueError(
-            f"`rhs` must have shape (..., n, m) = (..., {n}, {m}) to match the factored matrix; "
-            f"got shape {tuple(r.shape)}."
-        )
-    full = _broadcast_batch({"factored matrix": batch, "rhs": tuple(r.shape[:-2])})
-    dt = result_dtype(xp, r, xp.zeros((), dtype=dtype))
-    r = _cast(xp, r, dt)
-    if check_finite:
-        _check_finite(be, {"rhs": r})
-    return _flatten(be, r, full, (n, m)), full, dt
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,15 @@ def all_finite(a: np.ndarray) -> bool:
     return bool(np.isfinite(a).all())
 
 
+@jit
+def _normwise(r, anorm, xnorm, bnorm, finite):
+    """``r / (|A| |x| + |b|)``, ``inf`` for a non-finite solution."""
+    if not finite:
+        return np.inf
+    denom = anorm * xnorm + bnorm
+    return r / denom if denom > 0.0 else r
+
+
 @jit(parallel=True)
 def _tridiagonal_backward_error(dl, d, du, rhs, x, out):
     B, n = d.shape
@@ -50,13 +59,7 @@ def _tridiagonal_backward_error(dl, d, du, rhs, x, out):
             v = x[b, k] - x[b, k]
             if v != v:
                 finite = False
-        denom = anorm * xnorm + bnorm
-        if not finite:
-            out[b] = np.inf
-        elif denom > 0.0:
-            out[b] = r / denom
-        else:
-            out[b] = r
+        out[b] = _normwise(r, anorm, xnorm, bnorm, finite)
 
 
 def tridiagonal_backward_error(dl, d, du, rhs, x) -> np.ndarray:
@@ -93,13 +96,7 @@ def _block_backward_error(L, D, U, rhs, x, out):
                 v = x[b, k, i] - x[b, k, i]
                 if v != v:
                     finite = False
-        denom = anorm * xnorm + bnorm
-        if not finite:
-            out[b] = np.inf
-        elif denom > 0.0:
-            out[b] = r / denom
-        else:
-            out[b] = r
+        out[b] = _normwise(r, anorm, xnorm, bnorm, finite)
 
 
 def block_backward_error(L, D, U, rhs, x) -> np.ndarray:
