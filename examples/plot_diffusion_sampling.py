@@ -264,4 +264,5 @@ fig.suptitle(
     y=0.99,
 )
 fig.tight_layout()
-fig.savefig(Path(__file__).with_suffix(".png"), dpi=100)
+# sphinx-gallery runs examples without __file__; scripts save next to themselves.
+fig.savefig(Path(globals().get("__file__", "plot_diffusion_sampling.py")).with_suffix(".png"), dpi=100)

@@ -140,4 +140,5 @@ axes[3].set_yscale("log")
 axes[0].legend()
 axes[3].legend(fontsize=7)
 fig.tight_layout()
-fig.savefig(Path(__file__).with_suffix(".png"), dpi=100)
+# sphinx-gallery runs examples without __file__; scripts save next to themselves.
+fig.savefig(Path(globals().get("__file__", "plot_mlp_depth.py")).with_suffix(".png"), dpi=100)

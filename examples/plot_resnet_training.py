@@ -157,4 +157,5 @@ axes[1].scatter(X2[:, 0], X2[:, 1], c=y, s=12, cmap="viridis", edgecolors="k", l
 axes[1].set_title(f"decision regions after training (pcrsolve), accuracy {accuracy:.0%}")
 axes[1].set_aspect("equal")
 fig.tight_layout()
-fig.savefig(Path(__file__).with_suffix(".png"), dpi=100)
+# sphinx-gallery runs examples without __file__; scripts save next to themselves.
+fig.savefig(Path(globals().get("__file__", "plot_resnet_training.py")).with_suffix(".png"), dpi=100)

@@ -15,8 +15,7 @@ __all__ = ["all_finite", "block_backward_error", "tridiagonal_backward_error"]
 @jit
 def _all_finite_flat(a):
     for i in range(a.size):
-        v = a[i] - a[i]  # NaN exactly when a[i] is NaN or inf (complex too)
-        if v != v:
+        if not np.isfinite(a[i]):
             return False
     return True
 
@@ -56,8 +55,7 @@ def _tridiagonal_backward_error(dl, d, du, rhs, x, out):
             anorm = max(anorm, abs(dl[b, k]) + abs(d[b, k]) + abs(du[b, k]))
             xnorm = max(xnorm, abs(x[b, k]))
             bnorm = max(bnorm, abs(rhs[b, k]))
-            v = x[b, k] - x[b, k]
-            if v != v:
+            if not np.isfinite(x[b, k]):
                 finite = False
         out[b] = _normwise(r, anorm, xnorm, bnorm, finite)
 
@@ -93,8 +91,7 @@ def _block_backward_error(L, D, U, rhs, x, out):
                 anorm = max(anorm, row)
                 xnorm = max(xnorm, abs(x[b, k, i]))
                 bnorm = max(bnorm, abs(rhs[b, k, i]))
-                v = x[b, k, i] - x[b, k, i]
-                if v != v:
+                if not np.isfinite(x[b, k, i]):
                     finite = False
         out[b] = _normwise(r, anorm, xnorm, bnorm, finite)
 
