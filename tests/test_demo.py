@@ -7,7 +7,6 @@ import io
 import numpy as np
 import pytest
 
-import pcrsolve
 from pcrsolve import _demo
 from pcrsolve.__main__ import main as cli
 
@@ -16,7 +15,6 @@ TINY = [
     ("block tridiagonal", _demo.block_tridiagonal, {"batch": 3, "n": 17, "m": 3, "rounds": 1}),
     ("IIR filters (recurrence)", _demo.recurrence, {"filters": 4, "length": 100, "rounds": 1}),
 ]
-HAS_CHAIN = all(hasattr(pcrsolve, n) for n in ("solve_chain", "sequential_chain", "FunctionChain"))
 
 
 @pytest.mark.parametrize(("label", "case", "kwargs"), TINY, ids=[t[0] for t in TINY])
@@ -48,9 +46,9 @@ def test_banded_storage_matches_dense():
         np.testing.assert_array_equal(dense, A)
 
 
-@pytest.mark.skipif(not HAS_CHAIN, reason="the chain solver has not landed")
-def test_chain_case_matches_sequential():
-    row = _demo.chain(layers=32, width=3, rounds=1)
+@pytest.mark.parametrize("case", [_demo.chain, _demo.mlp_adapter])
+def test_chain_cases_match_sequential(case):
+    row = case(layers=32, width=3, rounds=1)
     assert row.error <= 1e-10
     assert row.extra["converged"]
     assert 1 <= row.extra["iterations"] <= 32
@@ -58,9 +56,11 @@ def test_chain_case_matches_sequential():
 
 def test_table_is_aligned_and_points_to_docs():
     out = io.StringIO()
-    cases = list(TINY)
-    if HAS_CHAIN:
-        cases.append(("tanh MLP chain (DeepPCR)", _demo.chain, {"layers": 16, "width": 2, "rounds": 1}))
+    cases = [
+        *TINY,
+        ("tanh MLP chain (DeepPCR)", _demo.chain, {"layers": 16, "width": 2, "rounds": 1}),
+        ("MLP adapter vs user loop", _demo.mlp_adapter, {"layers": 16, "width": 2, "rounds": 1}),
+    ]
     assert _demo.main(file=out, cases=cases) == 0
     lines = out.getvalue().splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("case"))
