@@ -22,8 +22,9 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check pcrsolve tests benchmarks examples docs
 
+# Two workers, one test file each at a time: most of a cold run is Numba compiling kernels.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -m kernels -p no:cacheprovider
 	@if [ -f docs/conf.py ]; then $(MAKE) --no-print-directory docs; fi
 
