@@ -50,3 +50,11 @@ def test_exact_solution_has_tiny_backward_error(rng):
     dl, d, du, rhs = systems.tridiagonal(rng, (2,), 20, np.float64)
     x = reference.solve_tridiagonal(dl, d, du, rhs)
     assert np.all(nb.tridiagonal_backward_error(dl, d, du, rhs, x) < 10 * np.finfo(float).eps)
+
+
+@pytest.mark.parametrize("where", [0, 123_456, -1])
+def test_all_finite_large_arrays_use_every_thread(where):
+    a = np.ones(nb._PARALLEL_MIN + 7)
+    assert nb.all_finite(a)
+    a[where] = np.nan
+    assert not nb.all_finite(a)

@@ -12,6 +12,10 @@ from ..._jit import jit, prange
 __all__ = ["all_finite", "block_backward_error", "tridiagonal_backward_error"]
 
 
+# Below this many entries one thread is faster than waking the others.
+_PARALLEL_MIN = 1 << 18
+
+
 @jit
 def _all_finite_flat(a):
     for i in range(a.size):
@@ -20,11 +24,23 @@ def _all_finite_flat(a):
     return True
 
 
+@jit(parallel=True)
+def _count_nonfinite_flat(a):
+    count = 0
+    for i in prange(a.size):
+        if not np.isfinite(a[i]):
+            count += 1
+    return count
+
+
 def all_finite(a: np.ndarray) -> bool:
     """Whether every entry of ``a`` is finite."""
-    if a.flags.c_contiguous:
-        return bool(_all_finite_flat(a.reshape(-1)))
-    return bool(np.isfinite(a).all())
+    if not a.flags.c_contiguous:
+        return bool(np.isfinite(a).all())
+    flat = a.reshape(-1)
+    if flat.size >= _PARALLEL_MIN:
+        return _count_nonfinite_flat(flat) == 0
+    return bool(_all_finite_flat(flat))
 
 
 @jit
