@@ -73,7 +73,7 @@ class TridiagonalFactorization:
             self._factor("pivoting")
         elif bool(xp.any(info != 0)):
             x = xp.zeros(sys.d.shape, dtype=sys.d.dtype)
-            _breakdown(xp, info, x, sys.batch, method, "tridiagonal matrix")
+            _breakdown(self._be.kernels, xp, info, x, sys.batch, method, "tridiagonal matrix")
 
     def solve(self, rhs, *, check_finite: bool = True):
         """Solve ``A x = rhs`` with the stored factorization.
@@ -133,6 +133,7 @@ class BlockTridiagonalFactorization:
         if bool(xp.any(info != 0)):
             x = xp.zeros(sys.D.shape[:-1], dtype=sys.D.dtype)
             _breakdown(
+                self._be.kernels,
                 xp,
                 info,
                 x,

@@ -40,8 +40,10 @@ def _where(batch: tuple[int, ...], flat: int, what: str) -> str:
     return f"{what} {tuple(int(i) for i in np.unravel_index(flat, batch))} of the batch"
 
 
-def _breakdown(xp, info, x, batch, method: str, what: str, sequence: str = "row"):
+def _breakdown(k, xp, info, x, batch, method: str, what: str, sequence: str = "row"):
     """Raise SingularMatrixError if a non-pivoting kernel broke down on any system."""
+    if not bool(xp.any(info > 0)) and bool(k.all_finite(x)):
+        return  # the common case, in one pass without temporaries
     finite = xp.all(xp.reshape(xp.isfinite(x), (x.shape[0], -1)), axis=1)
     bad = (info > 0) | ~finite  # info < 0 only warns of growth: the caller chose this method
     if not bool(xp.any(bad)):
@@ -84,7 +86,7 @@ def tridiagonal_kernel(be, sys, method: str, check_finite: bool = True):
         if bool(xp.any(info != 0)):
             _singular(xp, info, sys.batch, "tridiagonal system")
     elif method != "auto":
-        _breakdown(xp, info, x, sys.batch, name, "tridiagonal system")
+        _breakdown(k, xp, info, x, sys.batch, name, "tridiagonal system")
         return x
     else:
         bad = info != 0
@@ -183,7 +185,7 @@ def block_kernel(be, sys, method: str):
     name = choose("block_tridiagonal", method, be, sys.D.shape[0], sys.n)
     x, info = k.block_tridiagonal[name](sys.L, sys.D, sys.U, sys.rhs)
     if method != "auto":
-        _breakdown(xp, info, x, sys.batch, name, "block tridiagonal system", "block row")
+        _breakdown(k, xp, info, x, sys.batch, name, "block tridiagonal system", "block row")
         return x
     err = k.block_backward_error(sys.L, sys.D, sys.U, sys.rhs, x)
     bad = (info != 0) | (err > _GROWTH_EPS * _eps(xp, sys.D.dtype))
@@ -191,6 +193,7 @@ def block_kernel(be, sys, method: str):
         return x
     if not be.is_cpu_numpy:
         _breakdown(
+            k,
             xp,
             xp.where(bad, xp.maximum(info, 1), 0),
             x,
