@@ -94,12 +94,17 @@ def tridiagonal_kernel(be, sys, method: str, check_finite: bool = True):
             err = k.tridiagonal_backward_error(sys.dl, sys.d, sys.du, sys.rhs, x)
             bad = bad | (err > _GROWTH_EPS * _eps(xp, sys.d.dtype))
         x = _pivot_where(k, xp, sys, bad, x)
-    if check_finite and not bool(k.all_finite(x)):
-        raise SingularMatrixError(
-            "the tridiagonal system is numerically singular: its solution overflows although the "
-            "inputs are finite."
-        )
+    if check_finite:
+        _overflow(k, x, "tridiagonal system")
     return x
+
+
+def _overflow(k, x, what: str) -> None:
+    """Raise if a solution from finite input is not finite (it overflowed)."""
+    if not bool(k.all_finite(x)):
+        raise SingularMatrixError(
+            f"the {what} is numerically singular: its solution overflows although the inputs are finite."
+        )
 
 
 def _pivot_where(k, xp, sys, bad, x):
@@ -179,8 +184,11 @@ def solve_tridiagonal(dl, d, du, rhs, *, method="auto", check_finite=True, backe
 # ----------------------------------------------------------------------- block tridiagonal
 
 
-def block_kernel(be, sys, method: str):
-    """Solve a validated block system by ``method``; the "auto" fallback included. -> (B, n, m)."""
+def block_kernel(be, sys, method: str, check_finite: bool = True):
+    """Solve a validated block system by ``method``; the "auto" fallback included. -> (B, n, m).
+
+    With ``check_finite`` (the inputs are known to be finite) a non-finite result raises.
+    """
     xp, k = be.xp, be.kernels
     name = choose("block_tridiagonal", method, be, sys.D.shape[0], sys.n)
     x, info = k.block_tridiagonal[name](sys.L, sys.D, sys.U, sys.rhs)
@@ -189,8 +197,16 @@ def block_kernel(be, sys, method: str):
         return x
     err = k.block_backward_error(sys.L, sys.D, sys.U, sys.rhs, x)
     bad = (info != 0) | (err > _GROWTH_EPS * _eps(xp, sys.D.dtype))
-    if not bool(xp.any(bad)):
-        return x
+    if bool(xp.any(bad)):
+        x = _banded_where(be, sys, bad, info, x, name)
+    if check_finite:
+        _overflow(k, x, "block tridiagonal system")
+    return x
+
+
+def _banded_where(be, sys, bad, info, x, name: str):
+    """Redo the systems flagged ``bad`` by banded LU with partial pivoting (NumPy only)."""
+    xp, k = be.xp, be.kernels
     if not be.is_cpu_numpy:
         _breakdown(
             k,
@@ -267,7 +283,7 @@ def solve_block_tridiagonal(L, D, U, rhs, *, method="auto", check_finite=True, b
     be = _backend.resolve({"L": L, "D": D, "U": U, "rhs": rhs}, backend)
     method = _validation.method(method, BLOCK_METHODS, "solve_block_tridiagonal")
     sys = _validation.block_tridiagonal(be, L, D, U, rhs, check_finite=check_finite)
-    x = block_kernel(be, sys, method)
+    x = block_kernel(be, sys, method, check_finite)
     return be.xp.reshape(x, (*sys.batch, sys.n, sys.m))
 
 

@@ -333,3 +333,9 @@ def test_auto_pivots_on_element_growth_without_tiny_pivot(backend):
 def test_overflow_from_finite_input_raises():
     with pytest.raises(pcr.SingularMatrixError, match="numerically singular: its solution overflows"):
         pcr.solve_tridiagonal(np.zeros(1), np.array([1e-300, 1.0]), np.zeros(1), np.array([1e300, 1.0]))
+
+
+def test_block_overflow_from_finite_input_raises():
+    D = np.array([[[1e-300]], [[1.0]]])
+    with pytest.raises(pcr.SingularMatrixError, match="block tridiagonal system is numerically singular"):
+        pcr.solve_block_tridiagonal(np.zeros((1, 1, 1)), D, np.zeros((1, 1, 1)), np.array([[1e300], [1.0]]))
