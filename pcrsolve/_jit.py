@@ -20,7 +20,7 @@ prange = numba.prange
 _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
 
-def jit(func=None, *, parallel: bool = False):
+def jit(func=None, *, parallel: bool = False, inline: bool = False):
     """Compile ``func`` with the project's Numba options.
 
     Parameters
@@ -30,6 +30,9 @@ def jit(func=None, *, parallel: bool = False):
     parallel : bool, optional
         Enable ``prange`` loops. Use only where a loop over independent systems
         or chunks pays for the threading overhead.
+    inline : bool, optional
+        Inline the function into its callers at Numba's level (small helpers in hot
+        loops: Numba does not inline calls between compiled functions by itself).
     """
-    decorator = numba.njit(parallel=parallel, **_OPTIONS)
+    decorator = numba.njit(parallel=parallel, inline="always" if inline else "never", **_OPTIONS)
     return decorator if func is None else decorator(func)

@@ -179,8 +179,9 @@ def test_factor_reused_for_several_rhs(kind, dtype, rng):
         if kind == "thomas":  # the same arithmetic as the one-shot solver
             np.testing.assert_array_equal(x, direct(dl, d, du, rhs)[0])
         else:
-            np.testing.assert_allclose(x, direct(dl, d, du, rhs)[0],
-                                       rtol=systems.tolerance(dtype, 17) * _cond(dl, d, du))
+            np.testing.assert_allclose(
+                x, direct(dl, d, du, rhs)[0], rtol=systems.tolerance(dtype, 17) * _cond(dl, d, du)
+            )
 
 
 @pytest.mark.parametrize("kind", ("thomas", "gttrf"))
@@ -415,3 +416,23 @@ def test_pcr_and_hybrid_agree_with_thomas(n, batch, dtype, chunks, dominance, se
     x, info = tridiagonal.hybrid(dl, d, du, rhs, chunks=chunks)
     np.testing.assert_array_equal(info, 0)
     np.testing.assert_array_less(np.abs(x - expected), tol * scale + 0 * x.real + 1e-300)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_thomas_four_lanes_match_one_system_at_a_time(dtype):
+    # Systems 0-7 run in groups of four, 8-10 one at a time; breakdowns and growth are
+    # injected into different lanes and must be reported exactly as for a lone system.
+    rng = np.random.default_rng(7)
+    dl, d, du, rhs = systems.tridiagonal(rng, (11,), 9, dtype)
+    d[1, 0] = 0  # zero pivot in lane 1
+    dl[6, 3] = d[6, 3] = du[6, 3] = 0  # a zero row further down: lane 2 of group 2
+    d[3, 0] = 1e-4  # small first pivot: element growth in lane 3 (info < 0)
+    d[9, 0] = 1e-4  # the same in a leftover system
+    x, info = tridiagonal.thomas(dl, d, du, rhs)
+    for k in range(11):
+        xk, ik = tridiagonal.thomas(dl[k : k + 1], d[k : k + 1], du[k : k + 1], rhs[k : k + 1])
+        assert info[k] == ik[0], k
+        if ik[0] <= 0:
+            np.testing.assert_array_equal(x[k], xk[0])
+    assert info[1] == 1 and info[6] == 4 and info[3] < 0 and info[9] < 0 and info[0] == 0
