@@ -69,4 +69,29 @@ def unchanged(*arrays):
         np.testing.assert_array_equal(a, c, err_msg="an input array was modified")
 
 
-TestBackend = BackendCase  # the earlier name, still imported by some kernel tests
+def _forbid_host_values(monkeypatch, xp):
+    """Also forbid ``bool()/int()/float()/complex()`` of arrays: host syncs on a GPU."""
+
+    def forbidden(self, *args, **kwargs):
+        raise RuntimeError("a kernel pulled an array value back to the host")
+
+    array_type = type(xp.asarray(0.0))
+    for name in ("__bool__", "__int__", "__float__", "__complex__", "__index__"):
+        monkeypatch.setattr(array_type, name, forbidden, raising=False)
+
+
+def kernel_namespace(name, monkeypatch) -> BackendCase:
+    """The namespace an xp kernel runs on; for array_api_strict no host conversion at all."""
+    if name == "array_api_strict":
+        be = _strict_backend(monkeypatch)
+        _forbid_host_values(monkeypatch, be.xp)
+        return be
+    import array_api_compat.numpy as cnp
+
+    return BackendCase("numpy", cnp.asarray, np.asarray, cnp)
+
+
+@pytest.fixture(params=("numpy", "array_api_strict"))
+def xb(request, monkeypatch) -> BackendCase:
+    """An array namespace the xp kernels run on: array_api_compat.numpy or array_api_strict."""
+    return kernel_namespace(request.param, monkeypatch)

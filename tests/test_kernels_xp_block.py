@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 import reference
 import systems
-from conftest import BackendCase as Backend
-from conftest import _strict_backend
+from conftest import kernel_namespace
 from pcrsolve.kernels.xp import block
 
 pytestmark = pytest.mark.kernels
@@ -24,33 +23,6 @@ METHODS = {
     "hybrid": block.block_hybrid,
 }
 CHUNKS = (1, 2, 3, 4, 7, 100)
-
-
-def _forbid_host_values(monkeypatch, xp):
-    """Also forbid ``bool()/int()/float()/complex()`` of arrays: host syncs on a GPU."""
-
-    def forbidden(self, *args, **kwargs):
-        raise RuntimeError("a kernel pulled an array value back to the host")
-
-    array_type = type(xp.asarray(0.0))
-    for name in ("__bool__", "__int__", "__float__", "__complex__", "__index__"):
-        monkeypatch.setattr(array_type, name, forbidden, raising=False)
-
-
-def make_backend(name, monkeypatch) -> Backend:
-    if name == "array_api_strict":
-        be = _strict_backend(monkeypatch)
-        _forbid_host_values(monkeypatch, be.xp)
-        return be
-    import array_api_compat.numpy as cnp
-
-    return Backend("numpy", cnp.asarray, np.asarray, cnp)
-
-
-@pytest.fixture(params=("numpy", "array_api_strict"))
-def xb(request, monkeypatch) -> Backend:
-    """An array namespace the xp kernels run on: array_api_compat.numpy or array_api_strict."""
-    return make_backend(request.param, monkeypatch)
 
 
 def _wide(a):
@@ -173,7 +145,7 @@ def test_property_all_methods_agree_with_reference(backend, dtype, n, m, batch, 
     rng = np.random.default_rng(seed)
     L, D, U, rhs = systems.block_tridiagonal(rng, (batch,), n, m, dtype)
     with pytest.MonkeyPatch.context() as mp:
-        xb = make_backend(backend, mp)
+        xb = kernel_namespace(backend, mp)
         for f, kwargs in (
             (block.block_thomas, {}),
             (block.block_pcr, {}),
@@ -196,7 +168,7 @@ def test_table_binds_block_kernels():
 
 
 def test_strict_backend_forbids_host_values(monkeypatch):
-    xb = make_backend("array_api_strict", monkeypatch)
+    xb = kernel_namespace("array_api_strict", monkeypatch)
     a = xb.asarray(np.ones(2))
     for convert in (bool, float, int, np.asarray):
         with pytest.raises(RuntimeError):
