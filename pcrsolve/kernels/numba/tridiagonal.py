@@ -302,31 +302,42 @@ def _pcr_update(am, bm, cm, dm, a, b, c, d, ap, bp, cp, dp, eps, nan):
     return na, nb, nc, nd, bad
 
 
+@jit(inline=True)
+def _pcr_row(sa, sb, sc, sd, ta, tb, tc, td, i, s, eps, one, nan):
+    """Row ``i`` of a PCR level at stride ``s``: reads buffer ``s*``, writes ``t*``.
+
+    Out-of-range neighbours act as identity rows. Returns whether the new pivot is bad.
+    """
+    zero = one - one
+    n = sb.shape[0]
+    if i >= s:
+        am, bm, cm, dm = sa[i - s], sb[i - s], sc[i - s], sd[i - s]
+    else:
+        am, bm, cm, dm = zero, one, zero, zero
+    if i + s < n:
+        ap, bp, cp, dp = sa[i + s], sb[i + s], sc[i + s], sd[i + s]
+    else:
+        ap, bp, cp, dp = zero, one, zero, zero
+    na, nb, nc, nd, flag = _pcr_update(
+        am, bm, cm, dm, sa[i], sb[i], sc[i], sd[i], ap, bp, cp, dp, eps, nan
+    )
+    ta[i] = na
+    tb[i] = nb
+    tc[i] = nc
+    td[i] = nd
+    return flag
+
+
 @jit
 def _pcr_level(sa, sb, sc, sd, ta, tb, tc, td, s, eps, one, nan):
     """One PCR level at stride ``s`` from buffer ``s*`` into ``t*``, serially.
 
     Returns the smallest row with a bad new pivot, or ``n``.
     """
-    zero = one - one
     n = sb.shape[0]
     bad = n
     for i in range(n):
-        if i >= s:
-            am, bm, cm, dm = sa[i - s], sb[i - s], sc[i - s], sd[i - s]
-        else:
-            am, bm, cm, dm = zero, one, zero, zero
-        if i + s < n:
-            ap, bp, cp, dp = sa[i + s], sb[i + s], sc[i + s], sd[i + s]
-        else:
-            ap, bp, cp, dp = zero, one, zero, zero
-        na, nb, nc, nd, flag = _pcr_update(am, bm, cm, dm, sa[i], sb[i], sc[i], sd[i],
-                                           ap, bp, cp, dp, eps, nan)
-        ta[i] = na
-        tb[i] = nb
-        tc[i] = nc
-        td[i] = nd
-        if flag and i < bad:
+        if _pcr_row(sa, sb, sc, sd, ta, tb, tc, td, i, s, eps, one, nan) and i < bad:
             bad = i
     return bad
 
@@ -372,24 +383,10 @@ def _pcr_batch_kernel(dl, d, du, rhs, eps, one, nan, x, info):
 @jit(parallel=True)
 def _pcr_rows_level(sa, sb, sc, sd, ta, tb, tc, td, s, eps, one, nan):
     """:func:`_pcr_level` with the rows in parallel."""
-    zero = one - one
     n = sb.shape[0]
     bad = n
     for i in prange(n):
-        if i >= s:
-            am, bm, cm, dm = sa[i - s], sb[i - s], sc[i - s], sd[i - s]
-        else:
-            am, bm, cm, dm = zero, one, zero, zero
-        if i + s < n:
-            ap, bp, cp, dp = sa[i + s], sb[i + s], sc[i + s], sd[i + s]
-        else:
-            ap, bp, cp, dp = zero, one, zero, zero
-        na, nb, nc, nd, flag = _pcr_update(am, bm, cm, dm, sa[i], sb[i], sc[i], sd[i],
-                                           ap, bp, cp, dp, eps, nan)
-        ta[i] = na
-        tb[i] = nb
-        tc[i] = nc
-        td[i] = nd
+        flag = _pcr_row(sa, sb, sc, sd, ta, tb, tc, td, i, s, eps, one, nan)
         bad = min(bad, i if flag else n)
     return bad
 
