@@ -45,7 +45,9 @@ class Chain(Protocol):
     ``x_prev : (s, *batch, m)``, the states before steps ``k : (s,)`` (an integer array
     of step indices in the same array library as ``x_prev``, so a GPU chain can gather
     its per-step parameters on the device), and is vectorized over the leading axis:
-    row ``i`` belongs to step ``k[i]``. Outputs keep the dtype of ``x_prev``.
+    row ``i`` belongs to step ``k[i]``. Outputs keep the dtype of ``x_prev``. Callbacks
+    must not write into ``x_prev`` or ``k`` (the solvers may pass their own states); the
+    caller's ``x0`` is safe either way, the chain only ever sees a copy of it.
 
     - ``jac(x_prev, k) -> (s, *batch, m, m)``: the dense Jacobian ``df_k/dx``.
     - ``jac_diag(x_prev, k) -> (s, *batch, m)``: its diagonal.

@@ -47,7 +47,7 @@ class Evaluator:
     def __init__(self, chain: Any, xp: Any, dtype: Any, batch: tuple[int, ...], m: int) -> None:
         self.chain, self.xp, self.dtype, self.batch, self.m = chain, xp, dtype, batch, m
         self.n_step_evals = 0
-        self.last_time = 0.0
+        self.eval_time = 0.0  # seconds spent in linearize, all calls
         self.n_jac_evals = 0
         self._checked: set[str] = set()
 
@@ -145,11 +145,11 @@ class Evaluator:
         Dense: the chain's ``linearize`` when it has one (fused, cheaper), else ``step`` and
         ``jac`` (or ``jvp`` probes). Diagonal: ``jac_diag``, else the diagonal of the dense
         Jacobian. Other kinds (identity, zero) need no Jacobian. The wall time of the call is
-        kept in ``last_time``.
+        added to ``eval_time``.
         """
         t0 = time.perf_counter()
         out = self._linearize(x_prev, k, kind)
-        self.last_time = time.perf_counter() - t0
+        self.eval_time += time.perf_counter() - t0
         return out
 
     def _linearize(self, x_prev: Any, k: Any, kind: str) -> tuple[Any, Any]:

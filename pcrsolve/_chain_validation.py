@@ -43,7 +43,11 @@ def n_steps(value: Any) -> int:
 
 
 def x0(be, value: Any, dtype: Any = None):
-    """``x0`` as a finite ``(*batch, m)`` array of the backend with a float/complex dtype."""
+    """``x0`` as a finite ``(*batch, m)`` array of the backend with a float/complex dtype.
+
+    Always a private copy (it is small): the chain sees it as ``x_prev`` and may write into
+    it without touching the caller's array.
+    """
     xp = be.xp
     a = _validation._numeric(be, value, "x0")
     if a.ndim < 1:
@@ -52,7 +56,7 @@ def x0(be, value: Any, dtype: Any = None):
             "x0[None] (shape (1,)) for a scalar state."
         )
     dtype = _validation.result_dtype(xp, a) if dtype is None else dtype
-    a = _validation._cast(xp, a, dtype)
+    a = xp.asarray(_validation._cast(xp, a, dtype), copy=True)
     if not bool(xp.all(xp.isfinite(a))):
         raise ValueError("`x0` contains NaN or inf; the chain must start from a finite state.")
     return a

@@ -135,6 +135,46 @@ def test_parallel_path_converges(method, rng, no_fallback):
         assert sol.iterations <= 8
 
 
+@pytest.mark.parametrize("method", ["newton", "diagonal", "picard", "jacobi"])
+@pytest.mark.parametrize("window", [None, 50])
+def test_blocked_cpu_sweeps_match_one_block(method, window, rng, no_fallback, monkeypatch):
+    """CPU sweeps run on blocks of steps with the linear step carried across blocks: the
+    same iterates, sweep by sweep, as one block per sweep."""
+    n, m = 120, 3
+    ch = mlp(rng, n, m, residual=method == "picard", scale=0.4)
+    x0 = rng.standard_normal((2, m))
+    whole = pcr.solve_chain(function_chain(ch, "jac"), x0, n, method=method, window=window)
+    assert max(ch.calls["step"][3:]) > 7  # the probes are single steps
+    ch.calls["step"].clear()
+    monkeypatch.setattr(_chain_solve, "_BLOCK_BYTES", 0)
+    monkeypatch.setattr(_chain_solve, "_MIN_BLOCK", 7)  # does not divide n, the window or p
+    blocked = pcr.solve_chain(function_chain(ch, "jac"), x0, n, method=method, window=window)
+    assert max(ch.calls["step"]) == 7
+    assert blocked.status == whole.status == "converged"
+    np.testing.assert_allclose(blocked.residuals, whole.residuals, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(blocked.states, whole.states, rtol=1e-13, atol=1e-13)
+    assert_states(blocked.states, hand_loop(ch, x0, n), np.float64)
+
+
+@pytest.mark.parametrize("method", ["newton", "sequential"])
+def test_chain_never_sees_the_callers_x0(method, rng):
+    """Even a chain that writes into x_prev cannot change the caller's x0."""
+    ch = mlp(rng, 40, 3, scale=0.4)
+    seen = []
+
+    def step(x, k):
+        seen.append(x)
+        out = ch.step(x, k)
+        x[...] = 0.0
+        return out
+
+    x0 = rng.standard_normal(3)
+    with unchanged(x0):
+        pcr.solve_chain(pcr.FunctionChain(step, jac=ch.jac), x0, 40, method=method)
+        pcr.sequential_chain(pcr.FunctionChain(step), x0, 40)
+    assert not any(np.shares_memory(x, x0) for x in seen)
+
+
 def test_sequential_chain_matches_hand_loop(rng):
     ch = mlp(rng, 30, 5)
     x0 = rng.standard_normal((2, 5))
