@@ -61,27 +61,49 @@ def _case(title, args, baseline, candidates, rounds):
     print(f"  {'dgtsv':<22s} median {np.median(base) * 1e3:9.2f} ms")
     for name in candidates:
         t = np.array(times[name])
-        print(f"  {name:<22s} median {np.median(t) * 1e3:9.2f} ms   "
-              f"speed-up (median of round ratios) {np.median(base / t):6.2f}x")
+        print(
+            f"  {name:<22s} median {np.median(t) * 1e3:9.2f} ms   "
+            f"speed-up (median of round ratios) {np.median(base / t):6.2f}x"
+        )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     rounds = parser.parse_args().rounds
-    print(f"cores {os.cpu_count()}, numba threads {numba.get_num_threads()}, "
-          f"numpy {np.__version__}, scipy {scipy.__version__}, numba {numba.__version__}")
+    print(
+        f"cores {os.cpu_count()}, numba threads {numba.get_num_threads()}, "
+        f"numpy {np.__version__}, scipy {scipy.__version__}, numba {numba.__version__}"
+    )
     rng = np.random.default_rng(0)
 
     args = _system(rng, 4096, 256)
-    _case("4096 systems x n = 256, float64 (baseline: Python loop of dgtsv)", args, _dgtsv_loop,
-          {"thomas": tridiagonal.thomas, "hybrid": tridiagonal.hybrid,
-           "pcr": tridiagonal.pcr, "gtsv (pivoting)": pivoting.gtsv}, rounds)
+    _case(
+        "4096 systems x n = 256, float64 (baseline: Python loop of dgtsv)",
+        args,
+        _dgtsv_loop,
+        {
+            "thomas": tridiagonal.thomas,
+            "hybrid": tridiagonal.hybrid,
+            "pcr": tridiagonal.pcr,
+            "gtsv (pivoting)": pivoting.gtsv,
+        },
+        rounds,
+    )
 
     args = _system(rng, 1, 2**21)
-    _case("1 system x n = 2**21, float64 (baseline: dgtsv)", args, _dgtsv_loop,
-          {"hybrid": tridiagonal.hybrid, "thomas": tridiagonal.thomas,
-           "pcr (rows)": tridiagonal.pcr, "gtsv (pivoting)": pivoting.gtsv}, rounds)
+    _case(
+        "1 system x n = 2**21, float64 (baseline: dgtsv)",
+        args,
+        _dgtsv_loop,
+        {
+            "hybrid": tridiagonal.hybrid,
+            "thomas": tridiagonal.thomas,
+            "pcr (rows)": tridiagonal.pcr,
+            "gtsv (pivoting)": pivoting.gtsv,
+        },
+        rounds,
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ def _twins(func):
 
     The serial copy is a separately named function, so the two never share a cache entry.
     """
-    serial = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial",
-                                func.__defaults__, func.__closure__)
+    serial = types.FunctionType(
+        func.__code__, func.__globals__, func.__name__ + "_serial", func.__defaults__, func.__closure__
+    )
     serial.__qualname__ = func.__qualname__ + "_serial"
     return jit(func, parallel=True), jit(serial)
 
@@ -376,8 +377,7 @@ def block_thomas_factor(L, D, U):
     G = np.zeros(D.shape, dtype=D.dtype)
     if nb * n * m:
         kernel = _pick(_BLOCK_THOMAS_FACTOR, nb, 8 * nb * n * m**3)
-        kernel(_flat(L), _flat(D), _flat(U), n, _eps(D.dtype), _flat(LU), _flat(piv), _flat(G),
-               info)
+        kernel(_flat(L), _flat(D), _flat(U), n, _eps(D.dtype), _flat(LU), _flat(piv), _flat(G), info)
     return (Lc, LU, piv, G), info
 
 
@@ -598,8 +598,7 @@ def _hybrid_chunk(L, D, U, rhs, eps, s, e, a, cc, d, W, piv, T, Lr, Dr, Ur, rr, 
     return 0
 
 
-def _block_hybrid_kernel(L, D, U, rhs, n, p, eps, a, cc, d, Lr, Dr, Ur, rr, Gr, xr, cfail, x,
-                         info):
+def _block_hybrid_kernel(L, D, U, rhs, n, p, eps, a, cc, d, Lr, Dr, Ur, rr, Gr, xr, cfail, x, info):
     nb = info.shape[0]
     m = D.shape[1]
     # 1. Chunks eliminated in parallel.
@@ -610,8 +609,7 @@ def _block_hybrid_kernel(L, D, U, rhs, n, p, eps, a, cc, d, Lr, Dr, Ur, rr, Gr, 
         W = np.empty((1, m, m), dtype=D.dtype)
         T = np.empty((1, m, m), dtype=D.dtype)
         piv = np.empty((1, m), dtype=np.int64)
-        k = _hybrid_chunk(L, D, U, rhs, eps, b * n + s, b * n + e, a, cc, d, W, piv, T,
-                          Lr, Dr, Ur, rr, 2 * t)
+        k = _hybrid_chunk(L, D, U, rhs, eps, b * n + s, b * n + e, a, cc, d, W, piv, T, Lr, Dr, Ur, rr, 2 * t)
         cfail[t] = 0 if k == 0 else s + k
     # 2. The interface system (2p block rows per system) by block Thomas.
     for b in prange(nb):
@@ -683,6 +681,25 @@ def block_hybrid(L, D, U, rhs, *, chunks=None):
     rr, xr = np.empty((nb * 2 * p, m), dtype=dt), np.empty((nb * 2 * p, m), dtype=dt)
     cfail = np.zeros(nb * p, dtype=np.int64)
     kernel = _pick(_BLOCK_HYBRID, nb * p, 16 * nb * n * m**3)
-    kernel(_flat(L), _flat(D), _flat(U), _flat(rhs), n, p, _eps(dt), _flat(a), _flat(cc),
-           _flat(d), Lr, Dr, Ur, rr, Gr, xr, cfail, _flat(x), info)
+    kernel(
+        _flat(L),
+        _flat(D),
+        _flat(U),
+        _flat(rhs),
+        n,
+        p,
+        _eps(dt),
+        _flat(a),
+        _flat(cc),
+        _flat(d),
+        Lr,
+        Dr,
+        Ur,
+        rr,
+        Gr,
+        xr,
+        cfail,
+        _flat(x),
+        info,
+    )
     return x, info

@@ -439,8 +439,9 @@ def _diag_hybrid_kernel(A, b, x0, n, m, p, per, P, q, x):
         o2, l2 = _chain_span(h2, n, m, p, clen)
         o3, l3 = _chain_span(h3, n, m, p, clen)
         k = min(l0, l1, l2, l3)
-        P0, P1, P2, P3, q0, q1, q2, q3 = _compose4(A, b, o0, o1, o2, o3, m, k, P[h0], P[h1],
-                                                   P[h2], P[h3], q[h0], q[h1], q[h2], q[h3])
+        P0, P1, P2, P3, q0, q1, q2, q3 = _compose4(
+            A, b, o0, o1, o2, o3, m, k, P[h0], P[h1], P[h2], P[h3], q[h0], q[h1], q[h2], q[h3]
+        )
         P[h0], q[h0] = _compose1(A, b, o0, m, k, l0, P0, q0)
         P[h1], q[h1] = _compose1(A, b, o1, m, k, l1, P1, q1)
         P[h2], q[h2] = _compose1(A, b, o2, m, k, l2, P2, q2)

@@ -318,9 +318,7 @@ def _pcr_row(sa, sb, sc, sd, ta, tb, tc, td, i, s, eps, one, nan):
         ap, bp, cp, dp = sa[i + s], sb[i + s], sc[i + s], sd[i + s]
     else:
         ap, bp, cp, dp = zero, one, zero, zero
-    na, nb, nc, nd, flag = _pcr_update(
-        am, bm, cm, dm, sa[i], sb[i], sc[i], sd[i], ap, bp, cp, dp, eps, nan
-    )
+    na, nb, nc, nd, flag = _pcr_update(am, bm, cm, dm, sa[i], sb[i], sc[i], sd[i], ap, bp, cp, dp, eps, nan)
     ta[i] = na
     tb[i] = nb
     tc[i] = nc
@@ -423,11 +421,9 @@ def _pcr_rows_kernel(dl, d, du, rhs, eps, one, nan, work, x, info):
         cur = 0
         while s < n:
             if cur == 0:
-                bad = min(bad, _pcr_rows_level(w0a, w0b, w0c, w0d, w1a, w1b, w1c, w1d,
-                                               s, eps, one, nan))
+                bad = min(bad, _pcr_rows_level(w0a, w0b, w0c, w0d, w1a, w1b, w1c, w1d, s, eps, one, nan))
             else:
-                bad = min(bad, _pcr_rows_level(w1a, w1b, w1c, w1d, w0a, w0b, w0c, w0d,
-                                               s, eps, one, nan))
+                bad = min(bad, _pcr_rows_level(w1a, w1b, w1c, w1d, w0a, w0b, w0c, w0d, s, eps, one, nan))
             cur = 1 - cur
             s *= 2
         if cur == 0:
@@ -536,8 +532,9 @@ def _hybrid_kernel(dl, d, du, rhs, p, eps, one, nan, A, C, x, rows0, flags, info
         j = t % p
         s = j * n // p
         e = (j + 1) * n // p
-        flags[k, j] = _chunk_reduce(dl[k], d[k], du[k], rhs[k], s, e, eps, one, nan,
-                                    A[k], C[k], x[k], rows0[k, j])
+        flags[k, j] = _chunk_reduce(
+            dl[k], d[k], du[k], rhs[k], s, e, eps, one, nan, A[k], C[k], x[k], rows0[k, j]
+        )
     # 2. the reduced system of the 2p interface rows of each system (unit diagonal):
     #    row 2j   (first row of chunk j): rows0[k, j]            couples z[2j-1], z[2j+1]
     #    row 2j+1 (last row of chunk j):  A, C, x at row e_j - 1 couple z[2j], z[2j+2]
