@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from . import _backend, _validation
 from . import _chain_validation as check
 from ._chain_eval import Evaluator, has
+from ._chain_solve import block_steps
 from ._linear import recurrence_kernel
+from ._methods import choose
 
 __all__ = ["ADJOINT_METHODS", "chain_adjoint"]
 
@@ -107,7 +111,29 @@ def chain_adjoint(
     ev = Evaluator(chain, xp, dtype, batch, m)
     ks = xp.arange(n)
     Xprev = xp.concat([x[None, ...], S[: n - 1, ...]], axis=0)
-    use_vjp = not (has(chain, "jac") or has(chain, "linearize"))
+    if be.is_numba and choose("recurrence", method, be, math.prod(batch), n) == "sequential":
+        adj, grad_x0 = _blocked(ev, Xprev, G, ks)
+    else:
+        adj, grad_x0 = _whole(ev, be, x, Xprev, G, ks, method)
+    if not (bool(xp.all(xp.isfinite(adj))) and bool(xp.all(xp.isfinite(grad_x0)))):
+        raise FloatingPointError(
+            "the chain adjoint overflowed: it is not finite although the inputs are; the chain "
+            "amplifies perturbations too strongly for the dtype (use float64, or shorten the chain)."
+        )
+    return adj, grad_x0
+
+
+def _kernel_layout(xp, be, a, s: int, B: int, tail: tuple[int, ...]) -> Any:
+    """Step-major ``(s, *batch, *tail)`` -> the kernels' batch-major ``(B, s, *tail)``."""
+    a = xp.reshape(a, (s, B, *tail))
+    return be.contiguous(xp.permute_dims(a, (1, 0, *range(2, 2 + len(tail)))))
+
+
+def _whole(ev: Evaluator, be, x, Xprev, G, ks, method: str) -> tuple[Any, Any]:
+    """All transposed Jacobians at once, then one reverse recurrence (PCR/hybrid, any backend)."""
+    xp, batch, m, n = be.xp, ev.batch, ev.m, G.shape[0]
+    B = math.prod(batch)
+    use_vjp = not (has(ev.chain, "jac") or has(ev.chain, "linearize"))
     if use_vjp:
         JT0 = None
         rest = ev._probe("vjp", Xprev[1:, ...], ks[1:]) if n > 1 else None
@@ -116,19 +142,13 @@ def chain_adjoint(
         JT0, rest = JT[0, ...], JT[1:, ...]
     # adj[k] = J_{k+1}^T adj[k+1] + g[k]: a reverse recurrence with A[k] = J_{k+1}^T and
     # A[n-1] = 0 (it multiplies adj[n] = 0).
-    zero = xp.zeros((1, *batch, m, m), dtype=dtype)
+    zero = xp.zeros((1, *batch, m, m), dtype=G.dtype)
     A = zero if rest is None else xp.concat([rest, zero], axis=0)
-    B = math.prod(batch)
-
-    def kernel_layout(a, tail):
-        a = xp.reshape(a, (n, B, *tail))
-        return be.contiguous(xp.permute_dims(a, (1, 0, *range(2, 2 + len(tail)))))
-
     adj = recurrence_kernel(
         be,
-        kernel_layout(A, (m, m)),
-        kernel_layout(G, (m,)),
-        xp.zeros((B, m), dtype=dtype),
+        _kernel_layout(xp, be, A, n, B, (m, m)),
+        _kernel_layout(xp, be, G, n, B, (m,)),
+        xp.zeros((B, m), dtype=G.dtype),
         dense=True,
         method=method,
         reverse=True,
@@ -138,9 +158,27 @@ def chain_adjoint(
         grad_x0 = xp.matmul(JT0, adj[0, ..., None])[..., 0]
     else:
         grad_x0 = ev.vjp_or_jt(x[None, ...], ks[0:1], adj[0:1, ...], None)[0, ...]
-    if not (bool(xp.all(xp.isfinite(adj))) and bool(xp.all(xp.isfinite(grad_x0)))):
-        raise FloatingPointError(
-            "the chain adjoint overflowed: it is not finite although the inputs are; the chain "
-            "amplifies perturbations too strongly for the dtype (use float64, or shorten the chain)."
-        )
     return adj, grad_x0
+
+
+def _blocked(ev: Evaluator, Xprev, G, ks) -> tuple[Any, Any]:
+    """The sequential reverse recurrence on NumPy arrays, block by block from the end.
+
+    Each block ``[a, b)`` evaluates its own transposed Jacobians ``J_a^T .. J_{b-1}^T`` and
+    receives from the block after it the carry ``J_b^T adj[b]``, so no more than one block
+    of ``(s, *batch, m, m)`` Jacobians is ever held (memory O(block m^2), in cache) and the
+    arithmetic is that of one sequential solve. The last carry is ``grad_x0 = J_0^T adj[0]``.
+    """
+    from ._chain_numba import adjoint_block
+
+    batch, m, n = ev.batch, ev.m, G.shape[0]
+    B = math.prod(batch)
+    c = block_steps(batch, m, G.dtype.itemsize)
+    adj = np.empty((n, B, m), dtype=G.dtype)
+    G3 = np.reshape(G, (n, B, m))
+    carry = np.zeros((B, m), dtype=G.dtype)  # J_b^T adj[b]; adj[n] = 0
+    for b in range(n, 0, -c):
+        a = max(0, b - c)
+        JT = ev.jac_transposed(Xprev[a:b, ...], ks[a:b])  # J_a^T .. J_{b-1}^T
+        adj[a:b], carry = adjoint_block(np.reshape(JT, (b - a, B, m, m)), G3[a:b], carry)
+    return np.reshape(adj, G.shape), np.reshape(carry, G.shape[1:])

@@ -1,10 +1,13 @@
-"""The chain solver's per-sweep bookkeeping fused into one Numba pass (NumPy states only).
+"""Fused Numba passes of the chain solvers on NumPy states: sweep bookkeeping, adjoint blocks.
 
 :func:`pcrsolve._chain_solve._sweep` spends, on the CPU, more time in a dozen small NumPy
 reductions over the short state axis than in the linear solve; this kernel does the same
 work (norms, non-finite hold-back, update, scaled errors) in one pass over the sweep's
 arrays. It is imported only when the backend is Numba, so ``import pcrsolve`` stays free of
 Numba, and it follows the kernel contract: clean input, nothing raised.
+
+:func:`adjoint_block` is the reverse recurrence of :func:`pcrsolve.chain_adjoint` on one
+block, reading the transposed Jacobians where the chain put them (no layout copies).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import math
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, prange
 
-__all__ = ["update"]
+__all__ = ["adjoint_block", "update"]
 
 
 @jit
@@ -77,3 +80,35 @@ def update(X, p: int, F, dX, omega: float) -> tuple[np.ndarray, np.ndarray]:
     f0_ok = np.empty(B, dtype=np.bool_)
     _update(X, p, F, dX, dX.dtype.type(omega), err, f0_ok)
     return err, f0_ok
+
+
+@jit(parallel=True)
+def _adjoint_block(JT, G, carry, adj, carry_out):  # pragma: no cover - compiled
+    s, B, m = G.shape
+    for b in prange(B):
+        for i in range(m):
+            adj[s - 1, b, i] = G[s - 1, b, i] + carry[b, i]
+        for t in range(s - 2, -1, -1):
+            for i in range(m):
+                acc = G[t, b, i]
+                for j in range(m):
+                    acc += JT[t + 1, b, i, j] * adj[t + 1, b, j]
+                adj[t, b, i] = acc
+        for i in range(m):
+            acc = 0.0 * G[0, b, i]
+            for j in range(m):
+                acc += JT[0, b, i, j] * adj[0, b, j]
+            carry_out[b, i] = acc
+
+
+def adjoint_block(JT, G, carry) -> tuple[np.ndarray, np.ndarray]:
+    """One block of ``adj[t] = JT[t+1] @ adj[t+1] + G[t]``, ``adj[s-1] = G[s-1] + carry``.
+
+    ``JT: (s, B, m, m)`` the transposed Jacobians ``J_a^T .. J_{b-1}^T`` of the block's
+    steps (any strides), ``G: (s, B, m)``, ``carry: (B, m)`` (``J_b^T adj[b]`` from the
+    block after it). Returns ``adj (s, B, m)`` and the next carry ``JT[0] @ adj[0]``.
+    """
+    adj = np.empty_like(G)
+    carry_out = np.empty_like(carry)
+    _adjoint_block(JT, G, carry, adj, carry_out)
+    return adj, carry_out

@@ -30,7 +30,7 @@ from ._chain_sequential import run_sequential
 from ._linear import recurrence_kernel
 from ._methods import choose
 
-__all__ = ["Options", "Outcome", "solve"]
+__all__ = ["Options", "Outcome", "block_steps", "solve"]
 
 # Steps run sequentially (and timed) to learn the cost of one step of the plain loop.
 _PROBE_STEPS = 3
@@ -50,10 +50,10 @@ _MAX_TROUBLE = 3
 # First sweeps at least this long are preceded by a timed evaluation of an eighth of them.
 _PRESWEEP_MIN = 512
 _MIN_DAMPING = 1.0 / 16
-# A CPU sweep runs on blocks of steps whose dense Jacobians take about this many bytes (an
-# L2 cache), and at least _MIN_BLOCK steps (so the chain's per-call overhead stays small).
+# CPU sweeps (and chain_adjoint) run on blocks of steps whose dense Jacobians take about this
+# many bytes (an L2 cache), and at least _MIN_BLOCK steps (the chain's per-call overhead).
 _BLOCK_BYTES = 1 << 19
-_MIN_BLOCK = 256
+_MIN_BLOCK = 64
 
 
 @dataclass
@@ -187,8 +187,8 @@ def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: f
     return _first_true(xp, over), max_err, xp.reshape(~f0_ok, (-1,))
 
 
-def _block_steps(batch: tuple[int, ...], m: int, itemsize: int) -> int:
-    """Steps per block of a CPU sweep: about ``_BLOCK_BYTES`` of dense Jacobians."""
+def block_steps(batch: tuple[int, ...], m: int, itemsize: int) -> int:
+    """Steps per block of a CPU pass over a chain: about ``_BLOCK_BYTES`` of dense Jacobians."""
     return max(_MIN_BLOCK, _BLOCK_BYTES // (math.prod(batch) * m * m * itemsize))
 
 
@@ -207,7 +207,7 @@ def _sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, 
 
     m, batch = ev.m, ev.batch
     B, s = math.prod(batch), e - p
-    c = _block_steps(batch, m, X.dtype.itemsize)
+    c = block_steps(batch, m, X.dtype.itemsize)
     F = np.empty((s, *batch, m), dtype=X.dtype)
     dX = np.empty((s, *batch, m), dtype=X.dtype)
     carry = None

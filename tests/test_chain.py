@@ -135,6 +135,7 @@ def test_parallel_path_converges(method, rng, no_fallback):
         assert sol.iterations <= 8
 
 
+@pytest.mark.kernels  # also run without JIT: the fused Numba passes
 @pytest.mark.parametrize("method", ["newton", "diagonal", "picard", "jacobi"])
 @pytest.mark.parametrize("window", [None, 50])
 def test_blocked_cpu_sweeps_match_one_block(method, window, rng, no_fallback, monkeypatch):

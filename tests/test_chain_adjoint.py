@@ -8,6 +8,7 @@ from test_chain import MLP, hand_loop, mlp
 
 import pcrsolve as pcr
 from conftest import unchanged
+from pcrsolve import _chain_solve
 
 
 def hand_backprop(ch: MLP, x0, states, g):
@@ -24,10 +25,17 @@ def hand_backprop(ch: MLP, x0, states, g):
     return adj, carry
 
 
+@pytest.mark.kernels  # also run without JIT: the fused Numba passes
 @pytest.mark.parametrize("with_", ["jac", "vjp", "both"])
 @pytest.mark.parametrize("method", ["auto", "sequential", "pcr", "hybrid"])
-@pytest.mark.parametrize("batch", [(), (3,)], ids=str)
-def test_matches_hand_backprop(with_, method, batch, rng):
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3)], ids=str)
+@pytest.mark.parametrize("block", [None, 5, 36])
+def test_matches_hand_backprop(with_, method, batch, block, rng, monkeypatch):
+    """``block``: the CPU pass of the sequential method runs on blocks of this many steps
+    (carrying J_b^T adj[b] from block to block); None: the default, one block here."""
+    if block is not None:
+        monkeypatch.setattr(_chain_solve, "_BLOCK_BYTES", 0)
+        monkeypatch.setattr(_chain_solve, "_MIN_BLOCK", block)
     n, m = 37, 4
     ch = mlp(rng, n, m, scale=0.8)
     names = ["jac", "vjp"] if with_ == "both" else [with_]
