@@ -290,10 +290,12 @@ def solve_chain(
 
     Cost rules (adaptive mode). The solver first runs three steps of the sequential loop
     (they extend the exact prefix) and keeps the fastest as ``t_step``, the loop's cost per
-    step. Before the first sweep of a long chain (512 steps or more) it times the chain's
-    evaluations on an eighth of the sweep's steps; if a whole sweep's evaluations would
-    cost more than half the loop (an expensive Jacobian, large ``m``), it runs the loop at
-    once.
+    step. If a whole sweep's chain evaluations would cost more than half the loop (an
+    expensive Jacobian, large ``m``), it runs the loop at once: on the CPU, where sweeps run
+    block by block (blocks of about 512 KiB of Jacobians, so they stay in cache), the first
+    sweep is abandoned after its first block when that block's time, scaled to the sweep,
+    says so; on other backends the chain is first timed on an eighth of a long sweep's
+    steps (512 steps or more).
     ``t_sweep`` is the fastest sweep timed so far; until a second sweep has run it is the
     time of the first sweep's chain evaluations (the first sweep's total includes one-off
     costs such as loading the kernels). After every sweep the solver finishes the

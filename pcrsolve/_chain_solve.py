@@ -143,17 +143,22 @@ class _State:
     t_step: float | None = None
 
 
-def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev: float | None):
+def _sweep(
+    ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev: float | None, budget=None
+):
     """One parallel sweep over ``[p, e)``: updates ``X[p:e]`` and returns device statistics.
 
     Returns ``(n_ok, max_err, f0_bad)`` as device arrays: the number of leading steps that
     converged (at least 1: step ``p`` is exact), the largest scaled update (``inf`` when
     non-finite values were held back), and per batch element whether ``f_p`` itself (the
     sequential chain) is not finite. ``prev`` is the previous sweep's largest update, from
-    which the acceptance threshold is predicted (see :func:`_threshold`).
+    which the acceptance threshold is predicted (see :func:`_threshold`). ``budget``
+    (seconds; the CPU path only) aborts the sweep, returning None with ``X`` untouched, when
+    its first block shows that the chain's evaluations would cost more (see
+    :func:`_over_budget`).
     """
     if be.is_numba:
-        return _sweep_blocked(ev, be, opts, X, x0, ks, p, e, omega, prev)
+        return _sweep_blocked(ev, be, opts, X, x0, ks, p, e, omega, prev, budget)
     xp, m, batch = be.xp, ev.m, ev.batch
     s = e - p
     first = x0[None, ...] if p == 0 else X[p - 1 : p, ...]
@@ -192,7 +197,7 @@ def block_steps(batch: tuple[int, ...], m: int, itemsize: int) -> int:
     return max(_MIN_BLOCK, _BLOCK_BYTES // (math.prod(batch) * m * m * itemsize))
 
 
-def _sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev):
+def _sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev, budget):
     """:func:`_sweep` on NumPy states (Numba backend), block by block; host numbers out.
 
     The chain is evaluated and the linear step solved on blocks of consecutive steps, the
@@ -215,7 +220,12 @@ def _sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, 
         b = min(e, a + c)
         # A copy (s m numbers, small against the Jacobians): the chain may write into x_prev.
         Xprev = np.concatenate([x0[None, ...], X[: b - 1, ...]]) if a == 0 else X[a - 1 : b - 1, ...].copy()
+        t_eval = ev.eval_time
         Fb, A = ev.linearize(Xprev, ks[a:b], opts.kind)
+        if budget is not None and a == p and b < e:  # (a sweep of one block is paid for already)
+            estimate = (ev.eval_time - t_eval) * s / (b - a)
+            if estimate > budget:
+                return _OverBudget(estimate, b - a)
         F[a - p : b - p] = Fb
         method = choose("recurrence", "auto", be, B, b - a)
         dX[a - p : b - p] = _linear_step(be, opts, A, Fb - X[a:b, ...], b - a, batch, m, carry, method)
@@ -335,14 +345,41 @@ def _probe_step_time(ev: Evaluator, X, x0, ks, st: _State, n: int) -> None:
     st.t_step = max(min(times), 1e-9)
 
 
+@dataclass
+class _OverBudget:
+    """A sweep abandoned after its first block: its evaluations would exceed the budget."""
+
+    estimate: float  # seconds, for the whole sweep
+    steps: int  # the steps timed
+
+
+def _eval_budget(st: _State, n: int) -> float:
+    """The most one sweep's chain evaluations may cost: half the sequential loop.
+
+    Half: every nonlinear chain needs at least two sweeps, and an estimate scaled from part
+    of a sweep runs low for large arrays (their allocation and cache misses grow faster
+    than linearly). This spares chains whose Jacobians are expensive (large ``m``) a whole
+    sweep that cannot pay.
+    """
+    assert st.t_step is not None
+    return 0.5 * n * st.t_step
+
+
+def _over_budget_reason(over: _OverBudget, st: _State, n: int) -> str:
+    assert st.t_step is not None
+    return (
+        f"one sweep's chain evaluations alone would cost about {over.estimate * 1e3:.3g} ms (timed on "
+        f"{over.steps} steps), more than half the sequential loop ({n * st.t_step * 1e3:.3g} ms)"
+    )
+
+
 def _presweep_check(ev: Evaluator, opts: Options, x0, X, ks, st: _State, n: int, W: int) -> str | None:
-    """Before the first sweep of a long chain: would its evaluations cost more than half the loop?
+    """Before the first sweep of a long chain (array-namespace path): is a sweep over budget?
 
     The chain is evaluated (and timed) on an eighth of the first sweep's steps, at the latest
-    state; the time scales linearly to the whole sweep (large arrays cost in proportion to
-    their size, allocation included). This spares chains whose Jacobians are expensive
-    (large ``m``) a full sweep that cannot pay. Short sweeps are not checked: the first sweep
-    itself is then cheap.
+    state; the time scales linearly to the whole sweep. Short sweeps are not checked: the
+    first sweep itself is then cheap. (The CPU path needs no extra evaluation: it times the
+    first block of its first sweep, see :func:`_sweep_blocked`.)
     """
     xp = ev.xp
     s = min(W, n - st.p)
@@ -355,14 +392,8 @@ def _presweep_check(ev: Evaluator, opts: Options, x0, X, ks, st: _State, n: int,
         t0 = time.perf_counter()
         ev.linearize(Xp, ks[st.p : st.p + blk], opts.kind)
         estimate = (time.perf_counter() - t0) * s / blk
-    loop = n * st.t_step
-    # Half the loop: every nonlinear chain needs at least two sweeps, and the estimate runs
-    # low for large arrays (their allocation and cache misses grow faster than linearly).
-    if estimate > 0.5 * loop:
-        return (
-            f"one sweep's chain evaluations alone would cost about {estimate * 1e3:.3g} ms (timed on "
-            f"{blk} steps), more than half the sequential loop ({loop * 1e3:.3g} ms)"
-        )
+    if estimate > _eval_budget(st, n):
+        return _over_budget_reason(_OverBudget(estimate, blk), st, n)
     return None
 
 
@@ -418,7 +449,7 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: _State, residuals, progre
     xp = be.xp
     # The cost of one step of the loop, measured on the first steps (which are then exact).
     _probe_step_time(ev, X, x0, ks, st, n)
-    reason = _presweep_check(ev, opts, x0, X, ks, st, n, W)
+    reason = None if be.is_numba else _presweep_check(ev, opts, x0, X, ks, st, n, W)
     with np.errstate(all="ignore"):  # non-finite iterates are handled, not reported
         while st.p < n and reason is None:
             if opts.max_iter is not None and st.sweeps >= opts.max_iter:
@@ -432,7 +463,12 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: _State, residuals, progre
             _initial_fill(xp, X, x0, st, e)
             t0, t_eval = time.perf_counter(), ev.eval_time
             prev = residuals[-1] if residuals else None
-            n_ok, max_err, f0_bad = _sweep(ev, be, opts, X, x0, ks, p, e, st.damping, prev)
+            budget = _eval_budget(st, n) if st.sweeps == 0 else None
+            out = _sweep(ev, be, opts, X, x0, ks, p, e, st.damping, prev, budget)
+            if isinstance(out, _OverBudget):
+                reason = _over_budget_reason(out, st, n)
+                break
+            n_ok, max_err, f0_bad = out
             n_ok, err = int(n_ok), float(max_err)
             troubled = err == math.inf
             if bool(xp.any(f0_bad)):

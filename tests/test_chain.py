@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 import pytest
@@ -101,6 +102,7 @@ def assert_states(actual, expected, dtype, scale=1.0):
 def no_fallback(monkeypatch):
     """Disable the cost rules, so that parallel-path behaviour is deterministic."""
     monkeypatch.setattr(_chain_solve, "_should_stop", lambda *args: None)
+    monkeypatch.setattr(_chain_solve, "_eval_budget", lambda *args: math.inf)
 
 
 # --------------------------------------------------------------------------- every method
@@ -231,6 +233,32 @@ def test_window_with_timing_rules(rng):
     ch = mlp(rng, 100, 3)
     sol = pcr.solve_chain(ch, np.ones(3), 100, window=7, method="diagonal")
     assert_states(sol.states, hand_loop(ch, np.ones(3), 100), np.float64)
+
+
+class SlowJacobian(MLP):
+    """An MLP whose Jacobians cost 50 us per step: a whole sweep cannot pay."""
+
+    def jac(self, x, k):
+        time.sleep(50e-6 * len(k))
+        return super().jac(x, k)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_expensive_jacobians_go_sequential_at_once(backend, rng, monkeypatch):
+    """A sweep whose evaluations would cost more than half the loop is never run: the CPU
+    path abandons its first sweep after the first block, the xp path times an eighth of
+    the steps first; either way the answer is the loop's."""
+    n, m = 1024, 3
+    base = mlp(rng, n, m, scale=0.4)
+    ch = SlowJacobian(base.W, base.b)
+    monkeypatch.setattr(_chain_solve, "_BLOCK_BYTES", 0)
+    monkeypatch.setattr(_chain_solve, "_MIN_BLOCK", 100)
+    x0 = rng.standard_normal(m)
+    sol = pcr.solve_chain(ch, x0, n, backend=backend)
+    assert sol.status == "sequential" and "chain evaluations alone" in sol.message, sol.message
+    assert sol.iterations == 0 and sol.residuals == ()
+    assert sum(ch.calls["jac"]) == (100 if backend == "numba" else (n - 3) // 8)
+    assert_states(sol.states, hand_loop(ch, x0, n), np.float64)
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
