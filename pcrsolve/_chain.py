@@ -215,7 +215,8 @@ def solve_chain(
     method : {"newton", "diagonal", "picard", "jacobi", "sequential"}, optional
         ``A_k`` of the linear step. ``"newton"`` (default): the dense Jacobian (from
         ``linearize``, else ``jac``, else ``m`` ``jvp`` probes in one call); quadratic
-        convergence, a linear chain in one iteration; memory O(n m^2) (or O(window m^2)).
+        convergence, a linear chain in one iteration; Jacobian memory O(n m^2) (or
+        O(window m^2)); on the CPU (NumPy states) O(block m^2), as sweeps run block by block.
         ``"diagonal"``: its diagonal (``jac_diag``, else the diagonal of the dense one);
         memory O(n m). ``"picard"``: the identity, suited to ``x + h g(x)`` chains (ODE
         solvers, diffusion samplers); needs only ``step``. ``"jacobi"``: zero, the
@@ -245,7 +246,8 @@ def solve_chain(
     window : int, optional
         Sliding window (ParaDiGMS): sweep only steps ``[p, p + window)`` past the frozen
         prefix ``p``, sliding on as the prefix converges. Jacobian memory
-        O(window m^2) instead of O(n m^2).
+        O(window m^2) instead of O(n m^2) (what matters on GPUs: CPU sweeps are blocked
+        anyway).
     damping : float in (0, 1], optional
         Relaxation factor ``w`` of the update, ``X += w dX`` (default 1). The solver also
         halves it on its own after a sweep that met non-finite values without progress,
