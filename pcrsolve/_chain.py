@@ -18,7 +18,6 @@ from ._chain_adjoint import chain_adjoint
 from ._chain_eval import Evaluator
 from ._chain_sequential import run_sequential
 from ._chain_solve import Options, solve
-from ._methods import choose
 
 __all__ = [
     "Chain",
@@ -388,8 +387,9 @@ def solve_chain(
         callback=callback,
         progress=progress,
         default_tol=dtol,
-        # Resolved once ("auto" asks Numba for its thread count on every call).
-        recurrence_method=choose("recurrence", "auto", be, math.prod(batch), n) if be.is_numba else "pcr",
+        # The array-namespace path's kernel (CuPy: O(log n) depth); CPU sweeps pick theirs
+        # per block (see _chain_solve._sweep_blocked).
+        recurrence_method="pcr",
     )
     out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)
     return ChainSolution(

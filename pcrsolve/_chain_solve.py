@@ -47,7 +47,8 @@ _EXPLORE = 0.5
 # Consecutive sweeps that produced non-finite values without advancing the prefix past its
 # exact first step before the solver gives up on the parallel solve (rule (c)).
 _MAX_TROUBLE = 3
-# First sweeps at least this long are preceded by a timed evaluation of an eighth of them.
+# Array-namespace path: first sweeps at least this long are preceded by a timed evaluation of
+# an eighth of them (CPU sweeps time their first block instead).
 _PRESWEEP_MIN = 512
 _MIN_DAMPING = 1.0 / 16
 # CPU sweeps (and chain_adjoint) run on blocks of steps whose dense Jacobians take about this
@@ -153,9 +154,9 @@ def _sweep(
     non-finite values were held back), and per batch element whether ``f_p`` itself (the
     sequential chain) is not finite. ``prev`` is the previous sweep's largest update, from
     which the acceptance threshold is predicted (see :func:`_threshold`). ``budget``
-    (seconds; the CPU path only) aborts the sweep, returning None with ``X`` untouched, when
-    its first block shows that the chain's evaluations would cost more (see
-    :func:`_over_budget`).
+    (seconds; the CPU path only, see :func:`_eval_budget`) abandons the sweep, returning an
+    :class:`_OverBudget` with ``X`` untouched, when its first block shows that the chain's
+    evaluations would cost more.
     """
     if be.is_numba:
         return _sweep_blocked(ev, be, opts, X, x0, ks, p, e, omega, prev, budget)
@@ -218,7 +219,8 @@ def _sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, 
     carry = None
     for a in range(p, e, c):
         b = min(e, a + c)
-        # A copy (s m numbers, small against the Jacobians): the chain may write into x_prev.
+        # A copy (s m numbers, small against the Jacobians): defensive, a chain that writes
+        # into x_prev cannot corrupt the iterate.
         Xprev = np.concatenate([x0[None, ...], X[: b - 1, ...]]) if a == 0 else X[a - 1 : b - 1, ...].copy()
         t_eval = ev.eval_time
         Fb, A = ev.linearize(Xprev, ks[a:b], opts.kind)
