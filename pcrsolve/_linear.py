@@ -81,7 +81,11 @@ def tridiagonal_kernel(be, sys, method: str, check_finite: bool = True):
     xp, k = be.xp, be.kernels
     B = sys.d.shape[0]
     name = choose("tridiagonal", method, be, B, sys.n)
-    x, info = k.tridiagonal[name](sys.dl, sys.d, sys.du, sys.rhs)
+    kernel = k.tridiagonal[name]
+    if getattr(kernel, "any_layout", False):  # reads the off-diagonals as given: no padded copies
+        x, info = kernel(sys.dl_in, sys.d, sys.du_in, sys.rhs)
+    else:
+        x, info = kernel(sys.dl, sys.d, sys.du, sys.rhs)
     if name == "pivoting":
         if bool(xp.any(info != 0)):
             _singular(xp, info, sys.batch, "tridiagonal system")
@@ -90,7 +94,7 @@ def tridiagonal_kernel(be, sys, method: str, check_finite: bool = True):
         return x
     else:
         bad = info != 0
-        if not getattr(k.tridiagonal[name], "certifies_accuracy", False):
+        if not getattr(kernel, "certifies_accuracy", False):
             err = k.tridiagonal_backward_error(sys.dl, sys.d, sys.du, sys.rhs, x)
             bad = bad | (err > _GROWTH_EPS * _eps(xp, sys.d.dtype))
         x = _pivot_where(k, xp, sys, bad, x)

@@ -9,7 +9,8 @@ flattened to one leading axis ``B``. It looks at arrays only through ``be.xp``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -101,16 +102,22 @@ def _check_finite(be, arrays: dict[str, Any]) -> None:
             )
 
 
-def _off_diagonal(xp, a, n: int, name: str, ref: str, ref_shape, lower: bool, axis: int):
-    """Pad a (sub- or super-) diagonal to length ``n`` on ``axis``, zeroing the ignored corner."""
+def _check_off_diagonal(a, n: int, name: str, ref: str, ref_shape, axis: int) -> None:
+    """A (sub- or super-) diagonal must have length ``n-1`` or ``n`` on ``axis``."""
     length = a.shape[axis]
     if length not in (n - 1, n) or (n == 0 and length != 0):
         raise ValueError(
             f"`{name}` must have length n-1 = {n - 1} (LAPACK layout) or n = {n} (padded) on "
             f"axis {axis} to match `{ref}` of shape {tuple(ref_shape)}; got shape {tuple(a.shape)}."
         )
+
+
+def _off_diagonal(xp, a, n: int, name: str, ref: str, ref_shape, lower: bool, axis: int):
+    """Pad a (sub- or super-) diagonal to length ``n`` on ``axis``, zeroing the ignored corner."""
+    _check_off_diagonal(a, n, name, ref, ref_shape, axis)
     if n == 0:
         return a
+    length = a.shape[axis]
     zero_shape = list(a.shape)
     zero_shape[axis] = 1
     zero = xp.zeros(tuple(zero_shape), dtype=a.dtype)
@@ -147,14 +154,29 @@ def method(name: Any, allowed: tuple[str, ...], where: str) -> str:
 
 @dataclass(frozen=True)
 class TridiagonalSystem:
-    """Canonical scalar tridiagonal input: ``(B, n)`` arrays, zero corners."""
+    """Canonical scalar tridiagonal input: ``(B, n)`` arrays.
 
-    dl: Any
+    ``dl_in``, ``du_in`` are the off-diagonals as given (flattened, cast, contiguous):
+    ``(B, n-1)`` in LAPACK layout or ``(B, n)`` padded, whose corners may hold anything.
+    Kernels marked ``any_layout`` read them in place; ``dl``, ``du`` are the padded
+    ``(B, n)`` arrays with zero corners that the other kernels need, built on first use.
+    """
+
+    dl_in: Any
     d: Any
-    du: Any
+    du_in: Any
     rhs: Any
     batch: tuple[int, ...]
     n: int
+    xp: Any = field(repr=False, compare=False, default=None)
+
+    @cached_property
+    def dl(self) -> Any:
+        return _off_diagonal(self.xp, self.dl_in, self.n, "dl", "d", self.d.shape, lower=True, axis=-1)
+
+    @cached_property
+    def du(self) -> Any:
+        return _off_diagonal(self.xp, self.du_in, self.n, "du", "d", self.d.shape, lower=False, axis=-1)
 
 
 def tridiagonal(be, dl, d, du, rhs, *, check_finite: bool) -> TridiagonalSystem:
@@ -169,8 +191,9 @@ def tridiagonal(be, dl, d, du, rhs, *, check_finite: bool) -> TridiagonalSystem:
     arrs = {k: _cast(xp, a, dtype) for k, a in arrs.items()}
     dshape = arrs["d"].shape
     n = dshape[-1]
-    arrs["dl"] = _off_diagonal(xp, arrs["dl"], n, "dl", "d", dshape, lower=True, axis=-1)
-    arrs["du"] = _off_diagonal(xp, arrs["du"], n, "du", "d", dshape, lower=False, axis=-1)
+    # Off-diagonals stay in the layout given (no padded copies, see TridiagonalSystem).
+    _check_off_diagonal(arrs["dl"], n, "dl", "d", dshape, axis=-1)
+    _check_off_diagonal(arrs["du"], n, "du", "d", dshape, axis=-1)
     if rhs is not None and arrs["rhs"].shape[-1] != n:
         raise ValueError(
             f"`rhs` must have length n = {n} on its last axis to match `d` of shape "
@@ -178,9 +201,16 @@ def tridiagonal(be, dl, d, du, rhs, *, check_finite: bool) -> TridiagonalSystem:
         )
     batch = _broadcast_batch({k: tuple(a.shape[:-1]) for k, a in arrs.items()})
     if check_finite:
-        _check_finite(be, arrs)
-    flat = {k: _flatten(be, a, batch, (n,)) for k, a in arrs.items()}
-    return TridiagonalSystem(flat["dl"], flat["d"], flat["du"], flat.get("rhs"), batch, n)
+        # The ignored corners of padded off-diagonals may hold anything: look inside them
+        # only when the one-pass check of the whole array fails.
+        checked = dict(arrs)
+        for name, lower in (("dl", True), ("du", False)):
+            a = arrs[name]
+            if n and a.shape[-1] == n and not bool(be.kernels.all_finite(a)):
+                checked[name] = a[..., 1:] if lower else a[..., : n - 1]
+        _check_finite(be, checked)
+    flat = {k: _flatten(be, a, batch, (a.shape[-1],)) for k, a in arrs.items()}
+    return TridiagonalSystem(flat["dl"], flat["d"], flat["du"], flat.get("rhs"), batch, n, xp)
 
 
 def factored_rhs(be, rhs, batch, tail: tuple[int, ...], dtype, *, check_finite: bool):

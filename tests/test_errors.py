@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pcrsolve as pcr
+from conftest import unchanged
 
 ONE = np.ones(1)
 TWO = np.ones(2)
@@ -52,8 +53,12 @@ def test_non_finite(bad):
         pcr.solve_tridiagonal(ONE, 4 * TWO, ONE, np.array([1.0, bad]))
 
 
-def test_non_finite_in_ignored_corner_is_fine():
-    x = pcr.solve_tridiagonal(np.array([np.nan, 1.0]), 4 * TWO, np.array([1.0, np.nan]), 5 * TWO)
+@pytest.mark.parametrize("method", ["auto", "sequential", "pcr", "hybrid", "pivoting"])
+@pytest.mark.parametrize("check_finite", [True, False])
+def test_non_finite_in_ignored_corner_is_fine(method, check_finite):
+    dl, du = np.array([np.nan, 1.0]), np.array([1.0, np.inf])
+    with unchanged(dl, du):
+        x = pcr.solve_tridiagonal(dl, 4 * TWO, du, 5 * TWO, method=method, check_finite=check_finite)
     np.testing.assert_allclose(x, [1.0, 1.0])
 
 

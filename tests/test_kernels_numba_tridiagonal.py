@@ -95,6 +95,27 @@ def test_matches_reference(name, dtype, n, batch, rng):
     assert_solves(x, dl, d, du, rhs)
 
 
+@pytest.mark.parametrize("batch", (1, 4, 7))
+@pytest.mark.parametrize("n", NS)
+def test_thomas_reads_either_layout(dtype, n, batch, rng):
+    """``thomas.any_layout``: LAPACK-layout off-diagonals ``(B, n-1)`` give the padded
+    result bit for bit, and the corners of padded ones are never read (NaN there is fine)."""
+    assert tridiagonal.thomas.any_layout
+    dl, d, du, rhs = systems.tridiagonal(rng, (batch,), n, dtype)
+    x, info = tridiagonal.thomas(dl, d, du, rhs)
+    lapack_dl, lapack_du = np.ascontiguousarray(dl[:, 1:]), np.ascontiguousarray(du[:, :-1])
+    with unchanged(lapack_dl, lapack_du):
+        x2, info2 = tridiagonal.thomas(lapack_dl, d, lapack_du, rhs)
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(info2, info)
+    assert_solves(x2, dl, d, du, rhs)
+    if n:
+        dl[:, 0], du[:, -1] = np.nan, np.inf
+    x3, info3 = tridiagonal.thomas(dl, d, du, rhs)
+    np.testing.assert_array_equal(x3, x)
+    np.testing.assert_array_equal(info3, info)
+
+
 @pytest.mark.parametrize("name", SOLVERS)
 def test_empty_batch(name, dtype):
     dl, d, du, rhs = (np.zeros((0, 5), dtype=dtype) for _ in range(4))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -42,6 +45,25 @@ def test_tridiagonal_matches_dense(backend, dtype, method, n, rng):
     x = backend.to_numpy(x)
     assert x.shape == (*batch, n) and x.dtype == dtype
     assert_close(x, expected, dtype, n)
+
+
+@pytest.mark.parametrize("method", ["auto", "sequential"])
+def test_lapack_layout_is_read_in_place(method, rng):
+    """On the CPU, Thomas reads length-(n-1) off-diagonals as given: besides the solution
+    the call allocates no array of the systems' size (no zero-padded copies)."""
+    dl, d, du, rhs = systems.tridiagonal(rng, (256,), 512, np.float64)
+    dl, du = np.ascontiguousarray(lapack_layout(dl, True)), np.ascontiguousarray(lapack_layout(du, False))
+    x = pcr.solve_tridiagonal(dl, d, du, rhs, method=method)  # compiled, cached
+    assert_close(x, reference.solve_tridiagonal(dl, d, du, rhs), np.float64, 512)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        pcr.solve_tridiagonal(dl, d, du, rhs, method=method)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert rhs.nbytes <= peak < 1.25 * rhs.nbytes, peak / rhs.nbytes
 
 
 @pytest.mark.parametrize("method", BLOCK_METHODS)

@@ -21,6 +21,9 @@ The contract every kernel keeps (``B`` = flattened batch, ``n`` = sequence lengt
   LAPACK ``?gtsv``. A kernel whose function has the attribute ``certifies_accuracy = True``
   also reports ``info = -(r + 1)`` when row ``r`` showed element growth large enough to
   spoil the backward error; ``method="auto"`` then skips its separate backward-error pass.
+  A scalar tridiagonal solver with ``any_layout = True`` also takes off-diagonals in LAPACK
+  layout, ``(B, n-1)``, and never reads the corners of padded ones (whatever they hold); the
+  shell then passes the arrays as given, without zero-padded copies.
 
 Signatures (``<m>`` is the method name):
 

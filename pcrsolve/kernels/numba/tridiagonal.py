@@ -69,10 +69,12 @@ def _div(a, b, nan):
 
 
 @jit
-def _thomas_system(a, b, c, r, eps, one, nan, cp, x):
+def _thomas_system(a, b, c, r, lo, eps, one, nan, cp, x):
     """Solve one system; ``cp`` is scratch for the modified super-diagonal. Returns info.
 
-    Besides breakdowns (``info > 0``) it certifies accuracy: row ``i`` of ``|L||U|`` is
+    ``a``, ``c`` in either layout: ``lo = n - len(a)`` is 1 for the LAPACK layout (``n-1``
+    entries), 0 for the padded one, whose ignored corners are never read. Besides breakdowns
+    (``info > 0``) it certifies accuracy: row ``i`` of ``|L||U|`` is
     ``|a_i|, |a_i cp_{i-1}| + |p_i|, |c_i|``, so the backward error is at most a few eps
     times ``1 + max_i |a_i cp_{i-1}| / (|a_i| + |b_i| + |c_i|)`` (Higham, ch. 9). When that
     growth exceeds ``GROWTH_LIMIT`` at row ``i`` the result may be inaccurate and
@@ -81,25 +83,28 @@ def _thomas_system(a, b, c, r, eps, one, nan, cp, x):
     n = b.shape[0]
     if n == 0:
         return 0
+    zero = one - one
     bad = 0
     grown = 0
+    c0 = c[0] if n > 1 else zero
     p = b[0]
-    if _bad(p, abs(b[0]) + abs(c[0]), eps):
+    if _bad(p, abs(b[0]) + abs(c0), eps):
         bad = 1
     inv = _div(one, p, nan)
-    cp[0] = c[0] * inv
+    cp[0] = c0 * inv
     x[0] = r[0] * inv
     for i in range(1, n):
-        ai = a[i]
+        ai = a[i - lo]
+        ci = c[i] if i < n - 1 else zero
         t = ai * cp[i - 1]
         p = b[i] - t
-        scale = abs(ai) + abs(b[i]) + abs(c[i])
+        scale = abs(ai) + abs(b[i]) + abs(ci)
         if bad == 0 and _bad(p, scale, eps):
             bad = i + 1
         if grown == 0 and abs(t) > GROWTH_LIMIT * scale:
             grown = i + 1
         inv = _div(one, p, nan)
-        cp[i] = c[i] * inv
+        cp[i] = ci * inv
         x[i] = (r[i] - ai * x[i - 1]) * inv
     for i in range(n - 2, -1, -1):
         x[i] -= cp[i] * x[i + 1]
@@ -107,23 +112,22 @@ def _thomas_system(a, b, c, r, eps, one, nan, cp, x):
 
 
 @jit(inline=True)
-def _thomas_row(a, b, c, r, s, i, cp, x, last, y, bad, grown, eps, one, nan):
+def _thomas_row(ai, b, ci, r, s, i, cp, x, last, y, bad, grown, eps, one, nan):
     """Forward elimination of row ``i`` of system ``s``, as in :func:`_thomas_system`.
 
-    ``last`` and ``y`` are the previous row's modified super-diagonal and right-hand side
-    (zero before row 0, whose sub-diagonal entry is the zero corner); returns them updated
-    with the running ``bad`` and ``grown`` rows.
+    ``ai``, ``ci`` are the row's off-diagonal entries (zero for a corner); ``last`` and
+    ``y`` the previous row's modified super-diagonal and right-hand side (zero before row
+    0); returns them updated with the running ``bad`` and ``grown`` rows.
     """
-    ai = a[s, i]
     t = ai * last
     p = b[s, i] - t
-    scale = abs(ai) + abs(b[s, i]) + abs(c[s, i])
+    scale = abs(ai) + abs(b[s, i]) + abs(ci)
     if bad == 0 and _bad(p, scale, eps):
         bad = i + 1
     if grown == 0 and abs(t) > GROWTH_LIMIT * scale:
         grown = i + 1
     inv = _div(one, p, nan)
-    last = c[s, i] * inv
+    last = ci * inv
     y = (r[s, i] - ai * y) * inv
     cp[i] = last
     x[s, i] = y
@@ -136,6 +140,7 @@ def _thomas_kernel(dl, d, du, rhs, eps, one, nan, x, info):
     # system at a time leaves the divider idle; four independent chains keep it busy
     # (measured 1.6x on 4096 x 256). The leftover systems go one at a time.
     nb, n = d.shape
+    lo = n - dl.shape[1]
     zero = one - one
     for g in prange(nb // 4):
         cp = np.empty((4, n), dtype=d.dtype)
@@ -144,11 +149,43 @@ def _thomas_kernel(dl, d, du, rhs, eps, one, nan, x, info):
         y0 = y1 = y2 = y3 = zero
         k0 = k1 = k2 = k3 = 0
         g0 = g1 = g2 = g3 = 0
-        for i in range(n):
-            l0, y0, k0, g0 = _thomas_row(dl, d, du, rhs, s0, i, cp[0], x, l0, y0, k0, g0, eps, one, nan)
-            l1, y1, k1, g1 = _thomas_row(dl, d, du, rhs, s1, i, cp[1], x, l1, y1, k1, g1, eps, one, nan)
-            l2, y2, k2, g2 = _thomas_row(dl, d, du, rhs, s2, i, cp[2], x, l2, y2, k2, g2, eps, one, nan)
-            l3, y3, k3, g3 = _thomas_row(dl, d, du, rhs, s3, i, cp[3], x, l3, y3, k3, g3, eps, one, nan)
+        # Row 0 (whose sub-diagonal is an ignored corner) and row e = n-1 (whose super-diagonal
+        # is) are peeled off the loop, which then reads either layout without a branch.
+        e = n - 1
+        c = du[s0, 0] if e > 0 else zero
+        l0, y0, k0, g0 = _thomas_row(zero, d, c, rhs, s0, 0, cp[0], x, l0, y0, k0, g0, eps, one, nan)
+        c = du[s1, 0] if e > 0 else zero
+        l1, y1, k1, g1 = _thomas_row(zero, d, c, rhs, s1, 0, cp[1], x, l1, y1, k1, g1, eps, one, nan)
+        c = du[s2, 0] if e > 0 else zero
+        l2, y2, k2, g2 = _thomas_row(zero, d, c, rhs, s2, 0, cp[2], x, l2, y2, k2, g2, eps, one, nan)
+        c = du[s3, 0] if e > 0 else zero
+        l3, y3, k3, g3 = _thomas_row(zero, d, c, rhs, s3, 0, cp[3], x, l3, y3, k3, g3, eps, one, nan)
+        for i in range(1, e):
+            l0, y0, k0, g0 = _thomas_row(
+                dl[s0, i - lo], d, du[s0, i], rhs, s0, i, cp[0], x, l0, y0, k0, g0, eps, one, nan
+            )
+            l1, y1, k1, g1 = _thomas_row(
+                dl[s1, i - lo], d, du[s1, i], rhs, s1, i, cp[1], x, l1, y1, k1, g1, eps, one, nan
+            )
+            l2, y2, k2, g2 = _thomas_row(
+                dl[s2, i - lo], d, du[s2, i], rhs, s2, i, cp[2], x, l2, y2, k2, g2, eps, one, nan
+            )
+            l3, y3, k3, g3 = _thomas_row(
+                dl[s3, i - lo], d, du[s3, i], rhs, s3, i, cp[3], x, l3, y3, k3, g3, eps, one, nan
+            )
+        if e > 0:
+            l0, y0, k0, g0 = _thomas_row(
+                dl[s0, e - lo], d, zero, rhs, s0, e, cp[0], x, l0, y0, k0, g0, eps, one, nan
+            )
+            l1, y1, k1, g1 = _thomas_row(
+                dl[s1, e - lo], d, zero, rhs, s1, e, cp[1], x, l1, y1, k1, g1, eps, one, nan
+            )
+            l2, y2, k2, g2 = _thomas_row(
+                dl[s2, e - lo], d, zero, rhs, s2, e, cp[2], x, l2, y2, k2, g2, eps, one, nan
+            )
+            l3, y3, k3, g3 = _thomas_row(
+                dl[s3, e - lo], d, zero, rhs, s3, e, cp[3], x, l3, y3, k3, g3, eps, one, nan
+            )
         for i in range(n - 2, -1, -1):
             y0 = x[s0, i] - cp[0, i] * y0
             y1 = x[s1, i] - cp[1, i] * y1
@@ -164,7 +201,7 @@ def _thomas_kernel(dl, d, du, rhs, eps, one, nan, x, info):
         info[s3] = k3 if k3 else -g3
     cp1 = np.empty(n, dtype=d.dtype)
     for k in range(nb - nb % 4, nb):
-        info[k] = _thomas_system(dl[k], d[k], du[k], rhs[k], eps, one, nan, cp1, x[k])
+        info[k] = _thomas_system(dl[k], d[k], du[k], rhs[k], lo, eps, one, nan, cp1, x[k])
 
 
 def thomas(dl, d, du, rhs):
@@ -173,7 +210,9 @@ def thomas(dl, d, du, rhs):
     Parameters
     ----------
     dl, d, du, rhs : (B, n) ndarray
-        Sub-, main and super-diagonal (padded, zero corners) and right-hand side.
+        Sub-, main and super-diagonal and right-hand side. The off-diagonals may also come
+        in LAPACK layout, ``(B, n-1)`` (``thomas.any_layout``); the corners of padded ones
+        are ignored, whatever they hold.
 
     Returns
     -------
@@ -241,6 +280,7 @@ def _factor_solve_kernel(a, inv, cp, rhs, x):
 
 
 thomas.certifies_accuracy = True  # info < 0 flags growth: no backward-error pass needed
+thomas.any_layout = True  # reads LAPACK-layout off-diagonals in place: no padded copies
 
 
 def thomas_factor(dl, d, du):
