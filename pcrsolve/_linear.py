@@ -295,15 +295,21 @@ def solve_block_tridiagonal(L, D, U, rhs, *, method="auto", check_finite=True, b
 
 
 def recurrence_kernel(be, A, b, x0, *, dense: bool, method: str, reverse: bool = False):
-    """Run a recurrence kernel on canonical ``(B, n, ...)`` arrays; reverse by flipping."""
+    """Run a recurrence kernel on canonical ``(B, n, ...)`` arrays; reverse by flipping.
+
+    ``A`` may have a sequence axis of length 1 (time-invariant): kernels marked
+    ``invariant_A`` read it as is, the others get it repeated along the sequence.
+    """
     xp = be.xp
     B, n = b.shape[0], b.shape[1]
     name = choose("recurrence", method, be, B, n)
-    table = be.kernels.recurrence_dense if dense else be.kernels.recurrence_diag
+    kernel = (be.kernels.recurrence_dense if dense else be.kernels.recurrence_diag)[name]
+    if A.shape[1] != n and not getattr(kernel, "invariant_A", False):  # time-invariant A, repeated
+        A = be.contiguous(xp.broadcast_to(A, (B, n, *A.shape[2:])))
     if not reverse:
-        return table[name](A, b, x0)
+        return kernel(A, b, x0)
     flip = lambda a: be.contiguous(xp.flip(a, axis=1))  # noqa: E731
-    return xp.flip(table[name](flip(A), flip(b), x0), axis=1)
+    return xp.flip(kernel(flip(A), flip(b), x0), axis=1)
 
 
 def _check_overflow(xp, x, what: str):

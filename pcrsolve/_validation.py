@@ -306,7 +306,10 @@ def block_tridiagonal(be, L, D, U, rhs, *, check_finite: bool) -> BlockSystem:
 
 @dataclass(frozen=True)
 class Recurrence:
-    """Canonical recurrence input: ``A (B, n, m, m)`` or ``(B, n, m)``, ``b (B, n, m)``, ``x0 (B, m)``."""
+    """Canonical recurrence input: ``A (B, n, m, m)`` or ``(B, n, m)``, ``b (B, n, m)``, ``x0 (B, m)``.
+
+    ``A``'s sequence axis may have length 1 (a time-invariant ``A``).
+    """
 
     A: Any
     b: Any
@@ -362,8 +365,11 @@ def recurrence(be, A, b, x0, *, check_finite: bool, names=("A", "b", "x0")) -> R
     )
     if check_finite:
         _check_finite(be, {nA: a, nb: bb, nx: x})
+    # A time-invariant A (sequence axis of length 1) stays so: kernels that take it read it in
+    # place, the others get it repeated (see _linear.recurrence_kernel).
+    tail_A = (a.shape[a.ndim - len(tail)], *tail[1:])
     return Recurrence(
-        _flatten(be, a, batch, tail),
+        _flatten(be, a, batch, tail_A),
         _flatten(be, bb, batch, (n, m)),
         _flatten(be, x, batch, (m,)),
         dense,

@@ -52,6 +52,25 @@ def test_matches_loop(kind, method, n, m, dtype, rng, twin):
         assert_recurrence(x, A, b, x0, dtype)
 
 
+@pytest.mark.parametrize("kind", ["dense", "diag"])
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("n", NS)
+def test_sequential_time_invariant_A(kind, n, m, dtype, rng, twin):
+    """``invariant_A``: a sequence axis of length 1 in ``A`` means the same ``A`` at every
+    step, bit for bit what the repeated array gives."""
+    kernel = KERNELS[kind, "sequential"]
+    assert kernel.invariant_A
+    nb = (1, 3, 6)[(n + m) % 3]  # 6 * m chains: tasks of four chains and a remainder
+    A, b, x0 = systems.recurrence(rng, (nb,), 1, m, dtype, dense=kind == "dense")
+    b = systems.recurrence(rng, (nb,), n, m, dtype, dense=kind == "dense")[1]
+    full = np.ascontiguousarray(np.broadcast_to(A, (nb, n, *A.shape[2:])))
+    with unchanged(A, b, x0):
+        x = kernel(A, b, x0)
+    np.testing.assert_array_equal(x, kernel(full, b, x0))
+    if n:
+        assert_recurrence(x, full, b, x0, dtype)
+
+
 @pytest.mark.parametrize(("kind", "method"), KERNELS)
 @pytest.mark.parametrize(("nb", "n", "m"), [(0, 5, 2), (2, 0, 2), (0, 0, 1)])
 def test_empty(kind, method, nb, n, m, dtype):

@@ -66,6 +66,26 @@ def test_lapack_layout_is_read_in_place(method, rng):
     assert rhs.nbytes <= peak < 1.25 * rhs.nbytes, peak / rhs.nbytes
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_time_invariant_recurrence_is_not_repeated(dense, rng):
+    """A time-invariant A (sequence axis of length 1) is read in place on the CPU: besides
+    the solution the call allocates nothing of the sequence's size."""
+    A, b, _ = systems.recurrence(rng, (64,), 1, 2, np.float64, dense=dense)
+    b = rng.standard_normal((64, 2048, 2))
+    expected = reference.linear_recurrence(np.broadcast_to(A, (64, 2048, *A.shape[2:])), b, np.zeros((64, 2)))
+    x = pcr.linear_recurrence(A, b)  # compiled, cached
+    assert_close(x, expected, np.float64, 2048)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        pcr.linear_recurrence(A, b)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert b.nbytes <= peak < 1.25 * b.nbytes, peak / b.nbytes
+
+
 @pytest.mark.parametrize("method", BLOCK_METHODS)
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 17])
 @pytest.mark.parametrize("m", [1, 3])

@@ -39,8 +39,10 @@ Signatures (``<m>`` is the method name):
     ``x[:, k] = A[:, k] @ x[:, k-1] + b[:, k]`` with ``x[:, -1] = x0``;
     ``A: (B, n, m, m)``, ``b, x: (B, n, m)``, ``x0: (B, m)``; methods ``sequential``, ``pcr``,
     ``hybrid``. Forward only: the shell flips the sequence axis for reverse recurrences.
+    A kernel with ``invariant_A = True`` also takes a time-invariant ``A: (B, 1, m, m)``.
 ``recurrence_diag[<m>](A, b, x0) -> x``
-    the same with a diagonal ``A: (B, n, m)`` (elementwise products).
+    the same with a diagonal ``A: (B, n, m)`` (elementwise products; ``(B, 1, m)`` with
+    ``invariant_A``).
 ``all_finite(a)``, ``tridiagonal_backward_error(dl, d, du, rhs, x) -> (B,)``,
 ``block_backward_error(L, D, U, rhs, x) -> (B,)``
     the checks behind ``check_finite`` and ``method="auto"`` (modules ``check``).

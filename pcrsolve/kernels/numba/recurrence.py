@@ -1,7 +1,8 @@
 """Numba kernels for forward linear recurrences ``x_k = A_k x_{k-1} + b_k``, ``x_{-1} = x0``.
 
 See :mod:`pcrsolve.kernels` for the contract. Dense: ``A: (B, n, m, m)``; diagonal:
-``A: (B, n, m)`` (elementwise products); ``b, x: (B, n, m)``; ``x0: (B, m)``. The entry points
+``A: (B, n, m)`` (elementwise products); the ``sequential`` kernels also take a time-invariant
+``A`` with a sequence axis of length 1; ``b, x: (B, n, m)``; ``x0: (B, m)``. The entry points
 return ``x`` only: a recurrence has no pivots, so nothing can break down.
 
 Methods
@@ -108,17 +109,40 @@ def _dense_sequential_kernel(A, b, x0, n, x):
         _dense_run(A, b, x0, bb, bb * n, bb * n + n, x)
 
 
+@jit
+def _dense_run_invariant(A, ia, b, v, iv, s, e, x):
+    """:func:`_dense_run` with one matrix ``A[ia]`` for every row."""
+    if e > s:
+        _affine(x, s, A, ia, v, iv, b, s)
+    for i in range(s + 1, e):
+        _affine(x, i, A, ia, x, i - 1, b, i)
+
+
+def _dense_invariant_kernel(A, b, x0, n, x):
+    for bb in prange(x0.shape[0]):
+        _dense_run_invariant(A, bb, b, x0, bb, bb * n, bb * n + n, x)
+
+
 _DENSE_SEQUENTIAL = _twins(_dense_sequential_kernel)
+_DENSE_INVARIANT = _twins(_dense_invariant_kernel)
 
 
 def dense_sequential(A, b, x0):
-    """The loop ``x_k = A_k x_{k-1} + b_k``, one sequence per thread."""
+    """The loop ``x_k = A_k x_{k-1} + b_k``, one sequence per thread.
+
+    ``A`` may be time-invariant, ``(B, 1, m, m)`` (``dense_sequential.invariant_A``): the one
+    matrix is read in place instead of being repeated along the sequence.
+    """
     nb, n, m = b.shape
     x = np.empty(b.shape, dtype=b.dtype)
     if x.size:
-        kernel = _pick(_DENSE_SEQUENTIAL, nb, 2 * nb * n * m * m)
+        twins = _DENSE_INVARIANT if A.shape[1] == 1 else _DENSE_SEQUENTIAL
+        kernel = _pick(twins, nb, 2 * nb * n * m * m)
         kernel(_flat(A), _flat(b), x0, n, _flat(x))
     return x
+
+
+dense_sequential.invariant_A = True
 
 
 @jit
@@ -326,7 +350,38 @@ def _diag_sequential_kernel(A, b, x0, n, m, per, x):
         _run4(A, b, x, o0, o1, o2, o3, m, n, x0[h0], x0[h1], x0[h2], x0[h3])
 
 
+@jit
+def _run4_invariant(a0, a1, a2, a3, b, x, o0, o1, o2, o3, stride, length, s0, s1, s2, s3):
+    """:func:`_run4` with one coefficient per chain (``a0..a3``), kept in registers."""
+    for k in range(length):
+        d = k * stride
+        s0 = a0 * s0 + b[o0 + d]
+        s1 = a1 * s1 + b[o1 + d]
+        s2 = a2 * s2 + b[o2 + d]
+        s3 = a3 * s3 + b[o3 + d]
+        x[o0 + d] = s0
+        x[o1 + d] = s1
+        x[o2 + d] = s2
+        x[o3 + d] = s3
+    return s0, s1, s2, s3
+
+
+def _diag_invariant_kernel(A, b, x0, n, m, per, x):
+    chains = x0.shape[0]
+    for t in prange(-(-chains // per)):
+        h0, h1, h2, h3 = _lanes(t, per, chains)
+        o0 = (h0 // m) * n * m + h0 % m
+        o1 = (h1 // m) * n * m + h1 % m
+        o2 = (h2 // m) * n * m + h2 % m
+        o3 = (h3 // m) * n * m + h3 % m
+        # A is (B, 1, m): chain h = bb*m + j has the coefficient A.flat[h].
+        _run4_invariant(
+            A[h0], A[h1], A[h2], A[h3], b, x, o0, o1, o2, o3, m, n, x0[h0], x0[h1], x0[h2], x0[h3]
+        )
+
+
 _DIAG_SEQUENTIAL = _twins(_diag_sequential_kernel)
+_DIAG_INVARIANT = _twins(_diag_invariant_kernel)
 
 
 def _per_task(chains: int, target_tasks: int) -> int:
@@ -336,14 +391,22 @@ def _per_task(chains: int, target_tasks: int) -> int:
 
 def diag_sequential(A, b, x0):
     """The loop ``x_k = A_k * x_{k-1} + b_k`` over the ``B*m`` independent scalar chains,
-    four per task in lockstep; tasks in parallel."""
+    four per task in lockstep; tasks in parallel.
+
+    ``A`` may be time-invariant, ``(B, 1, m)`` (``diag_sequential.invariant_A``): each chain's
+    coefficient stays in a register instead of being repeated along the sequence.
+    """
     nb, n, m = b.shape
     x = np.empty(b.shape, dtype=b.dtype)
     if x.size:
         per = _per_task(nb * m, _threads())
-        kernel = _pick(_DIAG_SEQUENTIAL, -(-nb * m // per), 2 * nb * n * m)
+        twins = _DIAG_INVARIANT if A.shape[1] == 1 else _DIAG_SEQUENTIAL
+        kernel = _pick(twins, -(-nb * m // per), 2 * nb * n * m)
         kernel(A.reshape(-1), b.reshape(-1), x0.reshape(-1), n, m, per, x.reshape(-1))
     return x
+
+
+diag_sequential.invariant_A = True
 
 
 @jit
