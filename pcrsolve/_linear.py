@@ -329,7 +329,8 @@ def linear_recurrence(A, b, x0=None, *, reverse=False, method="auto", check_fini
         Dense blocks when ``A.ndim == b.ndim + 1``, else (``A.ndim == b.ndim``) the
         diagonals of diagonal blocks, applied elementwise. ``A`` carries the same batch
         axes as ``b`` (size-1 axes broadcast, the sequence axis too); it is never guessed
-        from sizes.
+        from sizes. A time-invariant ``A`` (sequence axis of length 1) is read in place by
+        the CPU's sequential kernels, not repeated along the sequence.
     b : (..., n, m) array_like
         Inhomogeneous terms.
     x0 : (..., m) array_like, optional
