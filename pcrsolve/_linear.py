@@ -82,10 +82,8 @@ def tridiagonal_kernel(be, sys, method: str, check_finite: bool = True):
     B = sys.d.shape[0]
     name = choose("tridiagonal", method, be, B, sys.n)
     kernel = k.tridiagonal[name]
-    if getattr(kernel, "any_layout", False):  # reads the off-diagonals as given: no padded copies
-        x, info = kernel(sys.dl_in, sys.d, sys.du_in, sys.rhs)
-    else:
-        x, info = kernel(sys.dl, sys.d, sys.du, sys.rhs)
+    dl, du = _off_diagonals(sys, kernel)
+    x, info = kernel(dl, sys.d, du, sys.rhs)
     if name == "pivoting":
         if bool(xp.any(info != 0)):
             _singular(xp, info, sys.batch, "tridiagonal system")
@@ -95,12 +93,21 @@ def tridiagonal_kernel(be, sys, method: str, check_finite: bool = True):
     else:
         bad = info != 0
         if not getattr(kernel, "certifies_accuracy", False):
-            err = k.tridiagonal_backward_error(sys.dl, sys.d, sys.du, sys.rhs, x)
+            check = k.tridiagonal_backward_error
+            dl, du = _off_diagonals(sys, check)
+            err = check(dl, sys.d, du, sys.rhs, x)
             bad = bad | (err > _GROWTH_EPS * _eps(xp, sys.d.dtype))
         x = _pivot_where(k, xp, sys, bad, x)
     if check_finite:
         _overflow(k, x, "tridiagonal system")
     return x
+
+
+def _off_diagonals(sys, kernel):
+    """``(dl, du)`` for ``kernel``: as given if it reads any layout, else zero-padded copies."""
+    if getattr(kernel, "any_layout", False):
+        return sys.dl_in, sys.du_in
+    return sys.dl, sys.du
 
 
 def _overflow(k, x, what: str) -> None:

@@ -16,7 +16,7 @@ from scipy.linalg import lapack
 import reference
 import systems
 from conftest import unchanged
-from pcrsolve.kernels.numba import pivoting, tridiagonal
+from pcrsolve.kernels.numba import check, pivoting, tridiagonal
 
 pytestmark = pytest.mark.kernels
 
@@ -97,23 +97,30 @@ def test_matches_reference(name, dtype, n, batch, rng):
 
 @pytest.mark.parametrize("batch", (1, 4, 7))
 @pytest.mark.parametrize("n", NS)
-def test_thomas_reads_either_layout(dtype, n, batch, rng):
-    """``thomas.any_layout``: LAPACK-layout off-diagonals ``(B, n-1)`` give the padded
-    result bit for bit, and the corners of padded ones are never read (NaN there is fine)."""
-    assert tridiagonal.thomas.any_layout
+@pytest.mark.parametrize("name", ["thomas", "hybrid", "hybrid_3"])
+def test_any_layout_kernels_read_either_layout(name, dtype, n, batch, rng):
+    """``any_layout``: LAPACK-layout off-diagonals ``(B, n-1)`` give the padded result bit
+    for bit, and the corners of padded ones are never read (NaN there changes nothing)."""
+    solver = SOLVERS[name]
+    assert getattr(solver, "func", solver).any_layout
     dl, d, du, rhs = systems.tridiagonal(rng, (batch,), n, dtype)
-    x, info = tridiagonal.thomas(dl, d, du, rhs)
+    x, info = solver(dl, d, du, rhs)
+    err = check.tridiagonal_backward_error(dl, d, du, rhs, x)
     lapack_dl, lapack_du = np.ascontiguousarray(dl[:, 1:]), np.ascontiguousarray(du[:, :-1])
     with unchanged(lapack_dl, lapack_du):
-        x2, info2 = tridiagonal.thomas(lapack_dl, d, lapack_du, rhs)
+        x2, info2 = solver(lapack_dl, d, lapack_du, rhs)
+        err2 = check.tridiagonal_backward_error(lapack_dl, d, lapack_du, rhs, x2)
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(info2, info)
+    np.testing.assert_array_equal(err2, err)
     assert_solves(x2, dl, d, du, rhs)
+    assert np.all(err <= 8 * np.finfo(dtype).eps * max(n, 1))
     if n:
         dl[:, 0], du[:, -1] = np.nan, np.inf
-    x3, info3 = tridiagonal.thomas(dl, d, du, rhs)
+    x3, info3 = solver(dl, d, du, rhs)
     np.testing.assert_array_equal(x3, x)
     np.testing.assert_array_equal(info3, info)
+    np.testing.assert_array_equal(check.tridiagonal_backward_error(dl, d, du, rhs, x3), err)
 
 
 @pytest.mark.parametrize("name", SOLVERS)

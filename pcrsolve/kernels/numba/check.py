@@ -55,6 +55,7 @@ def _normwise(r, anorm, xnorm, bnorm, finite):
 @jit(parallel=True)
 def _tridiagonal_backward_error(dl, d, du, rhs, x, out):
     B, n = d.shape
+    lo = n - dl.shape[1]  # 1: LAPACK layout (n-1 entries), 0: padded (corners never read)
     for b in prange(B):
         r = 0.0
         anorm = 0.0
@@ -63,12 +64,15 @@ def _tridiagonal_backward_error(dl, d, du, rhs, x, out):
         finite = True
         for k in range(n):
             s = d[b, k] * x[b, k] - rhs[b, k]
+            row = abs(d[b, k])
             if k > 0:
-                s += dl[b, k] * x[b, k - 1]
+                s += dl[b, k - lo] * x[b, k - 1]
+                row += abs(dl[b, k - lo])
             if k < n - 1:
                 s += du[b, k] * x[b, k + 1]
+                row += abs(du[b, k])
             r = max(r, abs(s))
-            anorm = max(anorm, abs(dl[b, k]) + abs(d[b, k]) + abs(du[b, k]))
+            anorm = max(anorm, row)
             xnorm = max(xnorm, abs(x[b, k]))
             bnorm = max(bnorm, abs(rhs[b, k]))
             if not np.isfinite(x[b, k]):
@@ -77,10 +81,16 @@ def _tridiagonal_backward_error(dl, d, du, rhs, x, out):
 
 
 def tridiagonal_backward_error(dl, d, du, rhs, x) -> np.ndarray:
-    """Per-system normwise backward error, ``(B,)`` float64; ``inf`` where ``x`` is not finite."""
+    """Per-system normwise backward error, ``(B,)`` float64; ``inf`` where ``x`` is not finite.
+
+    The off-diagonals may be padded (corners ignored) or in LAPACK layout, ``(B, n-1)``.
+    """
     out = np.empty(d.shape[0], dtype=np.float64)
     _tridiagonal_backward_error(dl, d, du, rhs, x, out)
     return out
+
+
+tridiagonal_backward_error.any_layout = True
 
 
 @jit(parallel=True)

@@ -514,8 +514,11 @@ def pcr(dl, d, du, rhs, *, over=None):
 
 
 @jit
-def _chunk_reduce(a, b, c, r, s, e, eps, one, nan, A, C, X, row0):
+def _chunk_reduce(a, b, c, r, lo, s, e, eps, one, nan, A, C, X, row0):
     """Eliminate the interior of chunk ``[s, e)`` (``e - s >= 3``); returns info (global row).
+
+    ``a``, ``c`` in either layout (``lo`` as in :func:`_thomas_system`); the corners, row 0's
+    ``a`` and row ``n-1``'s ``c``, are never read.
 
     Forward sweep (rows normalized to a unit diagonal): row ``i > s`` becomes
     ``A[i] x[s] + x[i] + C[i] x[i+1] = X[i]``; row ``s`` is ``A[s] x[s-1] + x[s] + C[s] x[s+1]
@@ -524,24 +527,28 @@ def _chunk_reduce(a, b, c, r, s, e, eps, one, nan, A, C, X, row0):
     ``s+1`` through ``x[s]`` and ``x[e-1]`` and eliminates ``x[s+1]`` from row ``s``, whose
     final form ``row0 = (a, c, rhs)`` reads ``a x[s-1] + x[s] + c x[e-1] = rhs``.
     """
+    n = b.shape[0]
+    zero = one - one
     bad = 0
-    for i in range(s, s + 2):
+    for i in range(s, s + 2):  # i <= n - 2: the chunk has at least three rows
+        ai = a[i - lo] if i > 0 else zero
         p = b[i]
-        if bad == 0 and _bad(p, abs(a[i]) + abs(p) + abs(c[i]), eps):
+        if bad == 0 and _bad(p, abs(ai) + abs(p) + abs(c[i]), eps):
             bad = i + 1
         inv = _div(one, p, nan)
-        A[i] = a[i] * inv
+        A[i] = ai * inv
         C[i] = c[i] * inv
         X[i] = r[i] * inv
-    for i in range(s + 2, e):
-        ai = a[i]
+    for i in range(s + 2, e):  # i >= 2
+        ai = a[i - lo]
+        ci = c[i] if i < n - 1 else zero
         p = b[i] - ai * C[i - 1]
-        if bad == 0 and _bad(p, abs(ai) + abs(b[i]) + abs(c[i]), eps):
+        if bad == 0 and _bad(p, abs(ai) + abs(b[i]) + abs(ci), eps):
             bad = i + 1
         inv = _div(one, p, nan)
         X[i] = (r[i] - ai * X[i - 1]) * inv
         A[i] = -(ai * inv) * A[i - 1]
-        C[i] = c[i] * inv
+        C[i] = ci * inv
     # Row e-2 is final (couples x[s] and x[e-1]); walk up to row s+1.
     fa = A[e - 2]
     fc = C[e - 2]
@@ -566,6 +573,7 @@ def _chunk_reduce(a, b, c, r, s, e, eps, one, nan, A, C, X, row0):
 @jit(parallel=True)
 def _hybrid_kernel(dl, d, du, rhs, p, eps, one, nan, A, C, x, rows0, flags, info):
     nb, n = d.shape
+    lo = n - dl.shape[1]
     # 1. every chunk of every system, in parallel
     for t in prange(nb * p):
         k = t // p
@@ -573,7 +581,7 @@ def _hybrid_kernel(dl, d, du, rhs, p, eps, one, nan, A, C, x, rows0, flags, info
         s = j * n // p
         e = (j + 1) * n // p
         flags[k, j] = _chunk_reduce(
-            dl[k], d[k], du[k], rhs[k], s, e, eps, one, nan, A[k], C[k], x[k], rows0[k, j]
+            dl[k], d[k], du[k], rhs[k], lo, s, e, eps, one, nan, A[k], C[k], x[k], rows0[k, j]
         )
     # 2. the reduced system of the 2p interface rows of each system (unit diagonal):
     #    row 2j   (first row of chunk j): rows0[k, j]            couples z[2j-1], z[2j+1]
@@ -652,7 +660,7 @@ def hybrid(dl, d, du, rhs, *, chunks=None):
     Parameters
     ----------
     dl, d, du, rhs : (B, n) ndarray
-        As for :func:`thomas`.
+        As for :func:`thomas` (either layout of the off-diagonals).
     chunks : int, optional
         Chunks per system. By default about ``CHUNKS_PER_THREAD`` chunks per thread over the
         whole batch, each of at least ``MIN_CHUNK_ROWS`` rows — so a large batch gets one
@@ -677,3 +685,6 @@ def hybrid(dl, d, du, rhs, *, chunks=None):
     flags = np.zeros((nb, p), dtype=np.int64)
     _hybrid_kernel(dl, d, du, rhs, p, *_consts(d.dtype), A, C, x, rows0, flags, info)
     return x, info
+
+
+hybrid.any_layout = True  # as thomas
