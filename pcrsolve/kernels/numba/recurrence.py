@@ -96,35 +96,23 @@ def _matmul(C, ic, A, ia, Bm, ib):
 
 
 @jit
-def _dense_run(A, b, v, iv, s, e, x):
-    """Rows ``s .. e-1`` of ``x`` from the state ``v[iv]`` before row ``s``."""
-    if e > s:
-        _affine(x, s, A, s, v, iv, b, s)
-    for i in range(s + 1, e):
-        _affine(x, i, A, i, x, i - 1, b, i)
-
-
-def _dense_sequential_kernel(A, b, x0, n, x):
-    for bb in prange(x0.shape[0]):
-        _dense_run(A, b, x0, bb, bb * n, bb * n + n, x)
-
-
-@jit
-def _dense_run_invariant(A, ia, b, v, iv, s, e, x):
-    """:func:`_dense_run` with one matrix ``A[ia]`` for every row."""
+def _dense_run(A, ia, da, b, v, iv, s, e, x):
+    """Rows ``s .. e-1`` of ``x`` from the state ``v[iv]`` before row ``s``; row ``s + j``
+    uses the matrix ``A[ia + j*da]`` (``da = 0``: one matrix for every row)."""
     if e > s:
         _affine(x, s, A, ia, v, iv, b, s)
     for i in range(s + 1, e):
-        _affine(x, i, A, ia, x, i - 1, b, i)
+        _affine(x, i, A, ia + (i - s) * da, x, i - 1, b, i)
 
 
-def _dense_invariant_kernel(A, b, x0, n, x):
+def _dense_sequential_kernel(A, b, x0, n, na, x):
+    # na: A's rows per sequence, n (time-varying) or 1 (time-invariant)
+    da = 1 if na == n else 0
     for bb in prange(x0.shape[0]):
-        _dense_run_invariant(A, bb, b, x0, bb, bb * n, bb * n + n, x)
+        _dense_run(A, bb * na, da, b, x0, bb, bb * n, bb * n + n, x)
 
 
 _DENSE_SEQUENTIAL = _twins(_dense_sequential_kernel)
-_DENSE_INVARIANT = _twins(_dense_invariant_kernel)
 
 
 def dense_sequential(A, b, x0):
@@ -136,9 +124,8 @@ def dense_sequential(A, b, x0):
     nb, n, m = b.shape
     x = np.empty(b.shape, dtype=b.dtype)
     if x.size:
-        twins = _DENSE_INVARIANT if A.shape[1] == 1 else _DENSE_SEQUENTIAL
-        kernel = _pick(twins, nb, 2 * nb * n * m * m)
-        kernel(_flat(A), _flat(b), x0, n, _flat(x))
+        kernel = _pick(_DENSE_SEQUENTIAL, nb, 2 * nb * n * m * m)
+        kernel(_flat(A), _flat(b), x0, n, A.shape[1], _flat(x))
     return x
 
 
@@ -208,7 +195,7 @@ def _dense_hybrid_kernel(A, b, x0, n, p, P, q, carry, x):
         s += bb * n
         e += bb * n
         if c == 0:
-            _dense_run(A, b, x0, bb, s, e, x)
+            _dense_run(A, s, 1, b, x0, bb, s, e, x)
         else:
             T = np.empty((1, m, m), dtype=P.dtype)
             u = np.empty((1, m), dtype=P.dtype)
@@ -238,7 +225,7 @@ def _dense_hybrid_kernel(A, b, x0, n, p, P, q, carry, x):
         c = t - bb * p
         if c > 0:
             s, e = _chunk_bounds(c, n, p)
-            _dense_run(A, b, carry, t, bb * n + s, bb * n + e, x)
+            _dense_run(A, bb * n + s, 1, b, carry, t, bb * n + s, bb * n + e, x)
 
 
 _DENSE_HYBRID = _twins(_dense_hybrid_kernel)
@@ -338,21 +325,10 @@ def _lanes(t, per, total):
     return c0, min(c0 + 1, last), min(c0 + 2, last), min(c0 + 3, last)
 
 
-def _diag_sequential_kernel(A, b, x0, n, m, per, x):
-    chains = x0.shape[0]  # x0 is flat: one start state per chain
-    for t in prange(-(-chains // per)):
-        h0, h1, h2, h3 = _lanes(t, per, chains)
-        # chain h = bb*m + j starts at offset bb*n*m + j, stride m, from x0.flat[h]
-        o0 = (h0 // m) * n * m + h0 % m
-        o1 = (h1 // m) * n * m + h1 % m
-        o2 = (h2 // m) * n * m + h2 % m
-        o3 = (h3 // m) * n * m + h3 % m
-        _run4(A, b, x, o0, o1, o2, o3, m, n, x0[h0], x0[h1], x0[h2], x0[h3])
-
-
 @jit
 def _run4_invariant(a0, a1, a2, a3, b, x, o0, o1, o2, o3, stride, length, s0, s1, s2, s3):
-    """:func:`_run4` with one coefficient per chain (``a0..a3``), kept in registers."""
+    """:func:`_run4` with one coefficient per chain (``a0..a3``), kept in registers (the
+    compiler cannot hoist loads of ``A`` out of :func:`_run4`: ``x`` might alias it)."""
     for k in range(length):
         d = k * stride
         s0 = a0 * s0 + b[o0 + d]
@@ -366,22 +342,23 @@ def _run4_invariant(a0, a1, a2, a3, b, x, o0, o1, o2, o3, stride, length, s0, s1
     return s0, s1, s2, s3
 
 
-def _diag_invariant_kernel(A, b, x0, n, m, per, x):
-    chains = x0.shape[0]
+def _diag_sequential_kernel(A, b, x0, n, m, na, per, x):
+    chains = x0.shape[0]  # x0 is flat: one start state per chain
     for t in prange(-(-chains // per)):
         h0, h1, h2, h3 = _lanes(t, per, chains)
+        # chain h = bb*m + j starts at offset bb*n*m + j, stride m, from x0.flat[h]
         o0 = (h0 // m) * n * m + h0 % m
         o1 = (h1 // m) * n * m + h1 % m
         o2 = (h2 // m) * n * m + h2 % m
         o3 = (h3 // m) * n * m + h3 % m
-        # A is (B, 1, m): chain h = bb*m + j has the coefficient A.flat[h].
-        _run4_invariant(
-            A[h0], A[h1], A[h2], A[h3], b, x, o0, o1, o2, o3, m, n, x0[h0], x0[h1], x0[h2], x0[h3]
-        )
+        s0, s1, s2, s3 = x0[h0], x0[h1], x0[h2], x0[h3]
+        if na == n:  # time-varying: A has the layout of b
+            _run4(A, b, x, o0, o1, o2, o3, m, n, s0, s1, s2, s3)
+        else:  # time-invariant, A is (B, 1, m): chain h has the coefficient A.flat[h]
+            _run4_invariant(A[h0], A[h1], A[h2], A[h3], b, x, o0, o1, o2, o3, m, n, s0, s1, s2, s3)
 
 
 _DIAG_SEQUENTIAL = _twins(_diag_sequential_kernel)
-_DIAG_INVARIANT = _twins(_diag_invariant_kernel)
 
 
 def _per_task(chains: int, target_tasks: int) -> int:
@@ -400,9 +377,8 @@ def diag_sequential(A, b, x0):
     x = np.empty(b.shape, dtype=b.dtype)
     if x.size:
         per = _per_task(nb * m, _threads())
-        twins = _DIAG_INVARIANT if A.shape[1] == 1 else _DIAG_SEQUENTIAL
-        kernel = _pick(twins, -(-nb * m // per), 2 * nb * n * m)
-        kernel(A.reshape(-1), b.reshape(-1), x0.reshape(-1), n, m, per, x.reshape(-1))
+        kernel = _pick(_DIAG_SEQUENTIAL, -(-nb * m // per), 2 * nb * n * m)
+        kernel(A.reshape(-1), b.reshape(-1), x0.reshape(-1), n, m, A.shape[1], per, x.reshape(-1))
     return x
 
 
