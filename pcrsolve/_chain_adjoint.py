@@ -10,7 +10,7 @@ import numpy as np
 from . import _backend, _validation
 from . import _chain_validation as check
 from ._chain_eval import Evaluator, has
-from ._chain_solve import block_steps
+from ._chain_solve import block_steps, to_kernel
 from ._linear import recurrence_kernel
 from ._methods import choose
 
@@ -123,12 +123,6 @@ def chain_adjoint(
     return adj, grad_x0
 
 
-def _kernel_layout(xp, be, a, s: int, B: int, tail: tuple[int, ...]) -> Any:
-    """Step-major ``(s, *batch, *tail)`` -> the kernels' batch-major ``(B, s, *tail)``."""
-    a = xp.reshape(a, (s, B, *tail))
-    return be.contiguous(xp.permute_dims(a, (1, 0, *range(2, 2 + len(tail)))))
-
-
 def _whole(ev: Evaluator, be, x, Xprev, G, ks, method: str) -> tuple[Any, Any]:
     """All transposed Jacobians at once, then one reverse recurrence (PCR/hybrid, any backend)."""
     xp, batch, m, n = be.xp, ev.batch, ev.m, G.shape[0]
@@ -146,8 +140,8 @@ def _whole(ev: Evaluator, be, x, Xprev, G, ks, method: str) -> tuple[Any, Any]:
     A = zero if rest is None else xp.concat([rest, zero], axis=0)
     adj = recurrence_kernel(
         be,
-        _kernel_layout(xp, be, A, n, B, (m, m)),
-        _kernel_layout(xp, be, G, n, B, (m,)),
+        to_kernel(xp, be, A, n, B, (m, m)),
+        to_kernel(xp, be, G, n, B, (m,)),
         xp.zeros((B, m), dtype=G.dtype),
         dense=True,
         method=method,

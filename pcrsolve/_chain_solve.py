@@ -30,7 +30,7 @@ from ._chain_sequential import run_sequential
 from ._linear import recurrence_kernel
 from ._methods import choose
 
-__all__ = ["Options", "Outcome", "block_steps", "solve"]
+__all__ = ["Options", "Outcome", "block_steps", "solve", "to_kernel"]
 
 # Steps run sequentially (and timed) to learn the cost of one step of the plain loop.
 _PROBE_STEPS = 3
@@ -96,7 +96,7 @@ def _sqnorm(xp, a) -> Any:
     return xp.real(sq) if xp.isdtype(sq.dtype, "complex floating") else sq
 
 
-def _to_kernel(xp, be, a, s: int, B: int, tail: tuple[int, ...]) -> Any:
+def to_kernel(xp, be, a, s: int, B: int, tail: tuple[int, ...]) -> Any:
     """Step-major ``(s, *batch, *tail)`` -> the kernels' batch-major ``(B, s, *tail)``."""
     a = xp.reshape(a, (s, B, *tail))
     return be.contiguous(xp.permute_dims(a, (1, 0, *range(2, 2 + len(tail)))))
@@ -117,8 +117,8 @@ def _linear_step(be, opts: Options, A, R, s: int, batch: tuple[int, ...], m: int
         dX = xp.cumulative_sum(R, axis=0)
         return dX if z is None else dX + xp.reshape(z, (*batch, m))
     dense = opts.kind == "dense"
-    Ak = _to_kernel(xp, be, A, s, B, (m, m) if dense else (m,))
-    Rk = _to_kernel(xp, be, R, s, B, (m,))
+    Ak = to_kernel(xp, be, A, s, B, (m, m) if dense else (m,))
+    Rk = to_kernel(xp, be, R, s, B, (m,))
     z = xp.zeros((B, m), dtype=R.dtype) if z is None else z
     dX = recurrence_kernel(be, Ak, Rk, z, dense=dense, method=method or opts.recurrence_method)
     dX = xp.permute_dims(dX, (1, 0, 2))
