@@ -32,7 +32,7 @@ docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 bench: $(STAMP)
-	$(PY) -m pcrsolve bench
+	$(PY) benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) docs/_build docs/auto_examples build dist *.egg-info

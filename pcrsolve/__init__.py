@@ -1,36 +1,34 @@
 """pcrsolve: sequential computations solved in parallel.
 
 Tridiagonal, block tridiagonal and bidiagonal systems and linear recurrences by
-Parallel Cyclic Reduction, Thomas elimination and a partitioned hybrid; nonlinear
-chains ``x_k = f_k(x_{k-1})`` by Newton's method over the whole chain (DeepPCR).
-NumPy inputs run on Numba CPU kernels, CuPy and other Array-API inputs on kernels
-written against their namespace.
+Parallel Cyclic Reduction, Thomas elimination and a partitioned hybrid
+(:mod:`pcrsolve.linear`); nonlinear chains ``x_k = f_k(x_{k-1})`` by Newton's method over
+the whole chain, DeepPCR (:mod:`pcrsolve.chain`). NumPy inputs run on Numba CPU kernels,
+CuPy and other Array-API inputs on kernels written against their namespace
+(:mod:`pcrsolve.kernels`). Ready-made chains live in :mod:`pcrsolve.adapters`, loaded on
+first access like every subpackage that pulls in more than NumPy.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from ._backend import use_backend
-from ._chain import Chain, ChainSolution, FunctionChain, chain_adjoint, sequential_chain, solve_chain
 from ._config import show_config
 from ._errors import SingularMatrixError
-from ._factorization import (
+from .chain import Chain, ChainSolution, FunctionChain, chain_adjoint, sequential_chain, solve_chain
+from .linear import (
     BlockTridiagonalFactorization,
     TridiagonalFactorization,
     factor_block_tridiagonal,
     factor_tridiagonal,
-)
-from ._linear import (
     linear_recurrence,
     solve_bidiagonal,
     solve_block_bidiagonal,
     solve_block_tridiagonal,
     solve_tridiagonal,
 )
-
-try:
-    __version__ = version("pcrsolve")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0+unknown"
 
 __all__ = [
     "BlockTridiagonalFactorization",
@@ -53,3 +51,23 @@ __all__ = [
     "solve_tridiagonal",
     "use_backend",
 ]
+
+# Imported on first attribute access (PEP 562): they load Numba kernels or optional libraries.
+_LAZY_SUBPACKAGES = ("adapters", "kernels")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "__version__":
+        # importlib.metadata costs tens of milliseconds: only when asked for.
+        from ._config import package_version
+
+        version = package_version()
+        globals()["__version__"] = version
+        return version
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_LAZY_SUBPACKAGES})

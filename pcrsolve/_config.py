@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import platform
 import sys
 
-__all__ = ["show_config"]
+__all__ = ["package_version", "show_config"]
 
 
 def _version(dist: str) -> str:
+    import importlib.metadata  # deferred: tens of milliseconds, not needed by ``import pcrsolve``
+
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def package_version() -> str:
+    """pcrsolve's installed version, or ``"0+unknown"`` when run from an uninstalled source tree."""
+    version = _version("pcrsolve")
+    return "0+unknown" if version == "not installed" else version
 
 
 def show_config(file=None) -> None:

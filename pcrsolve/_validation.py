@@ -366,7 +366,7 @@ def recurrence(be, A, b, x0, *, check_finite: bool, names=("A", "b", "x0")) -> R
     if check_finite:
         _check_finite(be, {nA: a, nb: bb, nx: x})
     # A time-invariant A (sequence axis of length 1) stays so: kernels that take it read it in
-    # place, the others get it repeated (see _linear.recurrence_kernel).
+    # place, the others get it repeated (see linear._recurrence.recurrence_kernel).
     tail_A = (a.shape[a.ndim - len(tail)], *tail[1:])
     return Recurrence(
         _flatten(be, a, batch, tail_A),

@@ -12,14 +12,28 @@ import pytest
 import pcrsolve as pcr
 from pcrsolve import _backend
 
+HEAVY = ("numba", "cupy", "dask", "distributed", "scipy", "pcrsolve.kernels", "pcrsolve.adapters")
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The heavy modules (and submodules) imported by running ``code`` in a fresh interpreter."""
+    probe = f"{code}; import sys; print(' '.join(sorted(m for m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return [m for m in out.split() if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
 
 def test_import_is_light():
-    code = (
-        "import sys, pcrsolve; "
-        "print(any(m == 'numba' or m.startswith('numba.') for m in sys.modules), 'cupy' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert _loaded_after("import pcrsolve") == []
+
+
+def test_subpackages_load_on_first_access():
+    loaded = _loaded_after("import pcrsolve; pcrsolve.adapters.MLP")
+    assert "pcrsolve.adapters" in loaded and "dask" not in loaded
+    assert "pcrsolve.kernels" in _loaded_after("import pcrsolve; pcrsolve.kernels.table")
+    assert "adapters" in dir(pcr)
+    assert isinstance(pcr.__version__, str) and pcr.__version__
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        pcr.nonexistent  # noqa: B018
 
 
 def test_inputs_decide():

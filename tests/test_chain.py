@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import pcrsolve as pcr
 from conftest import unchanged
-from pcrsolve import _chain_solve
+from pcrsolve.chain import _policy, _sweep
 
 METHODS = ["newton", "diagonal", "picard", "jacobi", "sequential"]
 BATCHES = [(), (3,), (2, 3)]
@@ -101,8 +101,8 @@ def assert_states(actual, expected, dtype, scale=1.0):
 @pytest.fixture
 def no_fallback(monkeypatch):
     """Disable the cost rules, so that parallel-path behaviour is deterministic."""
-    monkeypatch.setattr(_chain_solve, "_should_stop", lambda *args: None)
-    monkeypatch.setattr(_chain_solve, "_eval_budget", lambda *args: math.inf)
+    monkeypatch.setattr(_policy, "should_stop", lambda *args: None)
+    monkeypatch.setattr(_policy, "eval_budget", lambda *args: math.inf)
 
 
 # --------------------------------------------------------------------------- every method
@@ -149,8 +149,8 @@ def test_blocked_cpu_sweeps_match_one_block(method, window, rng, no_fallback, mo
     whole = pcr.solve_chain(function_chain(ch, "jac"), x0, n, method=method, window=window)
     assert max(ch.calls["step"][3:]) > 7  # the probes are single steps
     ch.calls["step"].clear()
-    monkeypatch.setattr(_chain_solve, "_BLOCK_BYTES", 0)
-    monkeypatch.setattr(_chain_solve, "_MIN_BLOCK", 7)  # does not divide n, the window or p
+    monkeypatch.setattr(_sweep, "_BLOCK_BYTES", 0)
+    monkeypatch.setattr(_sweep, "_MIN_BLOCK", 7)  # does not divide n, the window or p
     blocked = pcr.solve_chain(function_chain(ch, "jac"), x0, n, method=method, window=window)
     assert max(ch.calls["step"]) == 7
     assert blocked.status == whole.status == "converged"
@@ -251,8 +251,8 @@ def test_expensive_jacobians_go_sequential_at_once(backend, rng, monkeypatch):
     n, m = 1024, 3
     base = mlp(rng, n, m, scale=0.4)
     ch = SlowJacobian(base.W, base.b)
-    monkeypatch.setattr(_chain_solve, "_BLOCK_BYTES", 0)
-    monkeypatch.setattr(_chain_solve, "_MIN_BLOCK", 100)
+    monkeypatch.setattr(_sweep, "_BLOCK_BYTES", 0)
+    monkeypatch.setattr(_sweep, "_MIN_BLOCK", 100)
     x0 = rng.standard_normal(m)
     sol = pcr.solve_chain(ch, x0, n, backend=backend)
     assert sol.status == "sequential" and "chain evaluations alone" in sol.message, sol.message

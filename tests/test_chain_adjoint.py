@@ -8,7 +8,7 @@ from test_chain import MLP, hand_loop, mlp
 
 import pcrsolve as pcr
 from conftest import unchanged
-from pcrsolve import _chain_solve
+from pcrsolve.chain import _sweep
 
 
 def hand_backprop(ch: MLP, x0, states, g):
@@ -34,8 +34,8 @@ def test_matches_hand_backprop(with_, method, batch, block, rng, monkeypatch):
     """``block``: the CPU pass of the sequential method runs on blocks of this many steps
     (carrying J_b^T adj[b] from block to block); None: the default, one block here."""
     if block is not None:
-        monkeypatch.setattr(_chain_solve, "_BLOCK_BYTES", 0)
-        monkeypatch.setattr(_chain_solve, "_MIN_BLOCK", block)
+        monkeypatch.setattr(_sweep, "_BLOCK_BYTES", 0)
+        monkeypatch.setattr(_sweep, "_MIN_BLOCK", block)
     n, m = 37, 4
     ch = mlp(rng, n, m, scale=0.8)
     names = ["jac", "vjp"] if with_ == "both" else [with_]

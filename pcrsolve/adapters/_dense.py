@@ -388,7 +388,7 @@ class DenseChain:
             ``k``; the network's output is ``sol.states[-1]``. Pass ``sol`` (or ``sol.states``)
             to :meth:`gradients`.
         """
-        from .._chain import solve_chain
+        from ..chain import solve_chain
 
         backend = options.get("backend")
         _, x = self._input(x, backend=backend)
@@ -424,7 +424,7 @@ class DenseChain:
         gradients: with ``delta_k = act'(z_k) * adj[k]`` (times ``h`` for a ResNet),
         ``dW_k = sum_batch delta_k x_{k-1}^T`` and ``db_k = sum_batch delta_k``.
         """
-        from .._chain import chain_adjoint
+        from ..chain import chain_adjoint
 
         states = getattr(states, "states", states)
         be = _backend.resolve({"weights": self._W, "x": x, "states": states, "grad_out": grad_out})

@@ -410,7 +410,7 @@ class DDIM:
             If ``method`` needs Jacobians (``"newton"``, ``"diagonal"``) and no
             ``denoiser_jvp`` was given, or ``noise`` does not broadcast against ``x``.
         """
-        from .._chain import solve_chain
+        from ..chain import solve_chain
 
         options = dict(options)
         method = options.setdefault("method", "newton" if self._denoiser_jvp is not None else "picard")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from . import _validation
-from ._chain_eval import has
+from .. import _validation
+from ._eval import has
 
 __all__ = [
     "check_chain",

@@ -1,9 +1,8 @@
-"""``python -m pcrsolve bench [--quick]``: run every benchmark suite, print, save, plot.
+"""``python benchmarks/run.py [--quick] [--only a,b] [--out DIR]``: run the suites, print, save, plot.
 
-The suites live in ``benchmarks/`` of a source checkout (they are not installed with the
-package): ``bench_linear.py``, ``bench_chain.py`` and ``bench_adapters.py``, each exposing
-``run(quick: bool) -> list[dict]``. Suites that are missing or fail to import are reported and
-skipped. The records (format in ``benchmarks/README.md``) go to
+``make bench`` runs it. Every ``benchmarks/bench_<name>.py`` that exposes
+``run(quick: bool) -> list[dict]`` is a suite named ``<name>``; suites that fail to import are
+reported and skipped. The records (format in ``benchmarks/README.md``) go to
 ``benchmarks/results/bench-<time>.json`` (and ``latest.json``), with PNG plots next to them; a
 full run (not ``--quick``) also copies the plots and an reStructuredText table the documentation
 shows into ``docs/_static/bench/``.
@@ -23,11 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["machine", "main", "ratio_table", "run_suites"]
+__all__ = ["machine", "main", "ratio_table", "run_suites", "suites"]
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
-SUITES = ("linear", "chain", "adapters")
+BENCHMARKS = Path(__file__).resolve().parent
+ROOT = BENCHMARKS.parent
 DOCS_BENCH = ROOT / "docs" / "_static" / "bench"
 
 
@@ -72,6 +70,11 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def suites() -> list[str]:
+    """The suite names: ``<name>`` for every ``benchmarks/bench_<name>.py``, in a fixed order."""
+    return sorted(p.stem.removeprefix("bench_") for p in BENCHMARKS.glob("bench_*.py"))
+
+
 def _load(name: str):
     path = BENCHMARKS / f"bench_{name}.py"
     if not path.is_file():
@@ -94,7 +97,7 @@ def run_suites(
     out = out if out is not None else sys.stdout
     records: list[dict] = []
     status: dict[str, str] = {}
-    for name in only or SUITES:
+    for name in only or suites():
         module, why = _load(name)
         if module is None:
             status[name] = f"skipped ({why})"
@@ -425,20 +428,13 @@ def write_docs(records: Sequence[dict], info: dict, files: Sequence[Path], when:
 def main(quick: bool = False, out: str | None = None, only: Sequence[str] | None = None) -> int:
     """Run, print, save, plot. Returns 0, or 1 when no suite produced records."""
     outdir = Path(out) if out else BENCHMARKS / "results"
-    if not BENCHMARKS.is_dir():
-        print(
-            "The benchmarks live in benchmarks/ of a source checkout of pcrsolve, which this "
-            f"installation does not have ({BENCHMARKS} is missing).",
-            file=sys.stderr,
-        )
-        return 1
-    unknown = sorted(set(only or ()) - set(SUITES))
+    unknown = sorted(set(only or ()) - set(suites()))
     if unknown:
-        print(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}.", file=sys.stderr)
+        print(f"unknown suite(s) {unknown}; choose from {', '.join(suites())}.", file=sys.stderr)
         return 2
     info = machine()
     print(
-        f"pcrsolve bench{' --quick' if quick else ''} on {info['cpu']}, {info['usable_cores']} cores, "
+        f"pcrsolve benchmarks{' --quick' if quick else ''} on {info['cpu']}, {info['usable_cores']} cores, "
         f"NumPy {info['numpy']}, SciPy {info['scipy']}, Numba {info['numba']} "
         f"({info['numba_threads']} threads)",
         flush=True,
@@ -461,3 +457,19 @@ def main(quick: bool = False, out: str | None = None, only: Sequence[str] | None
         write_docs(records, info, files, when)
         print(f"copied the plots and tables to {DOCS_BENCH.relative_to(ROOT)}/ for the documentation")
     return 0
+
+
+def _cli(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes and few repetitions")
+    p.add_argument("--out", default=None, help="directory for the results (default: benchmarks/results/)")
+    p.add_argument("--only", default=None, help=f"comma-separated suites (default: {','.join(suites())})")
+    args = p.parse_args(argv)
+    only = None if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    return main(quick=args.quick, out=args.out, only=only)
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())

@@ -1,179 +1,28 @@
-"""Nonlinear chains ``x_k = f_k(x_{k-1})`` solved in parallel (DeepPCR) and their adjoints.
+"""The public chain solvers: validate, resolve the backend once, run the loop, wrap.
 
-The public shells: validate, resolve the backend once, hand validated arrays to the loop
-in :mod:`pcrsolve._chain_solve` (which calls the recurrence kernels directly), wrap the
-result. Calls into the user's chain go through :class:`pcrsolve._chain_eval.Evaluator`.
+:func:`solve_chain` hands validated arrays to the loop in :mod:`._loop` (which calls the
+recurrence kernels directly); :func:`sequential_chain` runs the plain loop. Calls into the
+user's chain go through :class:`._eval.Evaluator`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from . import _backend, _validation
-from . import _chain_validation as check
-from ._chain_adjoint import chain_adjoint
-from ._chain_eval import Evaluator
-from ._chain_sequential import run_sequential
-from ._chain_solve import Options, solve
+from .. import _backend, _validation
+from . import _validation as check
+from ._eval import Evaluator
+from ._loop import solve
+from ._policy import Options
+from ._protocol import Chain, ChainSolution
+from ._sequential import run_sequential
 
-__all__ = [
-    "Chain",
-    "ChainSolution",
-    "FunctionChain",
-    "chain_adjoint",
-    "sequential_chain",
-    "solve_chain",
-]
+__all__ = ["CHAIN_METHODS", "sequential_chain", "solve_chain"]
 
 CHAIN_METHODS = ("newton", "diagonal", "picard", "jacobi", "sequential")
 _KIND = {"newton": "dense", "diagonal": "diag", "picard": "identity", "jacobi": "zero"}
-
-
-# --------------------------------------------------------------------------- chains
-
-
-@runtime_checkable
-class Chain(Protocol):
-    """A chain ``x_k = f_k(x_{k-1})``, ``k = 0 .. n-1``, evaluated many steps at a time.
-
-    Only ``step`` is required. A chain may also define any of the optional methods below;
-    a solver uses the ones its method needs (see :func:`solve_chain`). Each receives
-    ``x_prev : (s, *batch, m)``, the states before steps ``k : (s,)`` (an integer array
-    of step indices in the same array library as ``x_prev``, so a GPU chain can gather
-    its per-step parameters on the device), and is vectorized over the leading axis:
-    row ``i`` belongs to step ``k[i]``. Outputs keep the dtype of ``x_prev``. Callbacks
-    must not write into ``x_prev`` or ``k`` (the solvers may pass their own states); the
-    caller's ``x0`` is safe either way, the chain only ever sees a copy of it.
-
-    - ``jac(x_prev, k) -> (s, *batch, m, m)``: the dense Jacobian ``df_k/dx``.
-    - ``jac_diag(x_prev, k) -> (s, *batch, m)``: its diagonal.
-    - ``jvp(x_prev, k, v) -> (s, *batch, m)``: ``J v``.
-    - ``vjp(x_prev, k, u) -> (s, *batch, m)``: ``J^T u``.
-    - ``linearize(x_prev, k) -> (f, jac)``: step and dense Jacobian together, when fusing
-      them is cheaper; preferred over ``step`` + ``jac`` by the Newton method.
-
-    Examples
-    --------
-    >>> import numpy as np, pcrsolve as pcr
-    >>> class Halving:
-    ...     def step(self, x_prev, k):
-    ...         return 0.5 * x_prev + 1.0
-    >>> isinstance(Halving(), pcr.Chain)
-    True
-    """
-
-    def step(self, x_prev: Any, k: Any) -> Any:
-        """``f_k(x_prev)`` for every row: ``(s, *batch, m)``."""
-        ...
-
-
-class FunctionChain:
-    """A :class:`Chain` made of functions.
-
-    Parameters
-    ----------
-    step : callable ``(x_prev, k) -> (s, *batch, m)``
-        The steps ``f_k``, vectorized over the leading axis (see :class:`Chain`).
-    jac : callable ``(x_prev, k) -> (s, *batch, m, m)``, optional
-        Dense Jacobians; needed (or ``jvp``) by ``method="newton"``.
-    jac_diag : callable ``(x_prev, k) -> (s, *batch, m)``, optional
-        Diagonals of the Jacobians, for ``method="diagonal"``.
-    jvp : callable ``(x_prev, k, v) -> (s, *batch, m)``, optional
-        Jacobian-vector products; ``m`` of them (in one call) replace ``jac``.
-    vjp : callable ``(x_prev, k, u) -> (s, *batch, m)``, optional
-        Vector-Jacobian products ``J^T u``, for :func:`chain_adjoint`.
-
-    Raises
-    ------
-    TypeError
-        If ``step`` or a given derivative is not callable.
-
-    Examples
-    --------
-    A scalar map ``x_k = cos(x_{k-1})`` with its derivative:
-
-    >>> import numpy as np, pcrsolve as pcr
-    >>> chain = pcr.FunctionChain(
-    ...     lambda x, k: np.cos(x), jac=lambda x, k: -np.sin(x)[..., None]
-    ... )
-    >>> sol = pcr.solve_chain(chain, np.array([1.0]), 100)
-    >>> round(float(sol.states[-1, 0]), 6)  # the fixed point of cos
-    0.739085
-    """
-
-    def __init__(
-        self,
-        step: Callable[[Any, Any], Any],
-        *,
-        jac: Callable[[Any, Any], Any] | None = None,
-        jac_diag: Callable[[Any, Any], Any] | None = None,
-        jvp: Callable[[Any, Any, Any], Any] | None = None,
-        vjp: Callable[[Any, Any, Any], Any] | None = None,
-    ) -> None:
-        for name, f in (("step", step), ("jac", jac), ("jac_diag", jac_diag), ("jvp", jvp), ("vjp", vjp)):
-            if (f is not None or name == "step") and not callable(f):
-                raise TypeError(f"FunctionChain: `{name}` must be callable; got {type(f).__name__}.")
-        self.step = step
-        self.jac = jac
-        self.jac_diag = jac_diag
-        self.jvp = jvp
-        self.vjp = vjp
-
-    def __repr__(self) -> str:
-        given = [n for n in ("jac", "jac_diag", "jvp", "vjp") if getattr(self, n) is not None]
-        return f"FunctionChain(step{''.join(', ' + n for n in given)})"
-
-
-@dataclass(frozen=True)
-class ChainSolution:
-    """The result of :func:`solve_chain`.
-
-    Attributes
-    ----------
-    states : (n_steps, *batch, m) array
-        ``states[k] = f_k(states[k-1])`` with ``states[-1] := x0`` (``x0`` is not included),
-        in the array library of ``x0``.
-    converged : bool
-        Whether ``states`` is the sequential result within ``tol``. Always true unless a
-        fixed-iteration run (``tol=0`` with ``max_iter``) ended with an update above the
-        dtype's default tolerance.
-    iterations : int
-        Parallel sweeps that changed some state by more than ``tol``. A sweep that only
-        confirmed convergence (all its updates within ``tol``) is not counted, so a linear
-        chain reports 1 and a warm start from the answer 0. In a fixed-iteration run, the
-        number of sweeps.
-    residuals : tuple of float
-        Per sweep (including confirming ones, so ``len(residuals) >= iterations``), the
-        largest scaled update ``||dx_k|| / (1 + ||x_k||)`` (2-norms) over the active steps and
-        batch elements (``inf`` when non-finite values were held back).
-    status : {"converged", "sequential", "max_iter"}
-        ``"converged"``: every step converged in parallel sweeps. ``"sequential"``: the
-        remaining steps were finished by the plain loop (``method="sequential"``, or the
-        parallel solve did not pay; ``message`` says why and from which step).
-        ``"max_iter"``: a fixed-iteration run whose last update exceeds the default
-        tolerance.
-    message : str
-        A human-readable account of how the solve ended.
-    n_step_evals : int
-        Evaluations of single steps ``f_k`` (a call on ``s`` steps counts ``s``; batch
-        elements are not counted separately).
-    n_jac_evals : int
-        Single-step Jacobian evaluations (dense, diagonal, or assembled from ``m`` probes;
-        each counts once per step).
-    """
-
-    states: Any
-    converged: bool
-    iterations: int
-    residuals: tuple[float, ...]
-    status: str
-    message: str
-    n_step_evals: int
-    n_jac_evals: int
-
 
 # --------------------------------------------------------------------------- solvers
 
@@ -388,7 +237,7 @@ def solve_chain(
         progress=progress,
         default_tol=dtol,
         # The array-namespace path's kernel (CuPy: O(log n) depth); CPU sweeps pick theirs
-        # per block (see _chain_solve._sweep_blocked).
+        # per block (see chain._sweep.sweep_blocked).
         recurrence_method="pcr",
     )
     out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)

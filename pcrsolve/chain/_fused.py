@@ -1,6 +1,6 @@
 """Fused Numba passes of the chain solvers on NumPy states: sweep bookkeeping, adjoint blocks.
 
-:func:`pcrsolve._chain_solve._sweep` spends, on the CPU, more time in a dozen small NumPy
+:func:`pcrsolve.chain._sweep.sweep` spends, on the CPU, more time in a dozen small NumPy
 reductions over the short state axis than in the linear solve; this kernel does the same
 work (norms, non-finite hold-back, update, scaled errors) in one pass over the sweep's
 arrays. It is imported only when the backend is Numba, so ``import pcrsolve`` stays free of
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ._jit import jit, prange
+from .._jit import jit, prange
 
 __all__ = ["adjoint_block", "update"]
 

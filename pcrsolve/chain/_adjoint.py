@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend, _validation
-from . import _chain_validation as check
-from ._chain_eval import Evaluator, has
-from ._chain_solve import block_steps, to_kernel
-from ._linear import recurrence_kernel
-from ._methods import choose
+from .. import _backend, _validation
+from ..linear._methods import choose
+from ..linear._recurrence import recurrence_kernel
+from . import _validation as check
+from ._eval import Evaluator, has
+from ._sweep import block_steps, to_kernel
 
 __all__ = ["ADJOINT_METHODS", "chain_adjoint"]
 
@@ -163,7 +163,7 @@ def _blocked(ev: Evaluator, Xprev, G, ks) -> tuple[Any, Any]:
     of ``(s, *batch, m, m)`` Jacobians is ever held (memory O(block m^2), in cache) and the
     arithmetic is that of one sequential solve. The last carry is ``grad_x0 = J_0^T adj[0]``.
     """
-    from ._chain_numba import adjoint_block
+    from ._fused import adjoint_block
 
     batch, m, n = ev.batch, ev.m, G.shape[0]
     B = math.prod(batch)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._chain_eval import Evaluator
+from ._eval import Evaluator
 
 __all__ = ["first_true", "nonfinite_error", "raise_first_nonfinite", "run_sequential"]
 

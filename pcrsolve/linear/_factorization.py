@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _backend, _validation
-from ._errors import SingularMatrixError
-from ._linear import _GROWTH_EPS, _breakdown, _eps, _singular
+from .. import _backend, _validation
+from .._errors import SingularMatrixError
+from ._checks import GROWTH_EPS, breakdown, eps, singular
 
 __all__ = [
     "BlockTridiagonalFactorization",
@@ -68,12 +68,12 @@ class TridiagonalFactorization:
         self.method = method
         if method == "pivoting":
             if bool(xp.any(info != 0)):
-                _singular(xp, info, sys.batch, "tridiagonal matrix")
+                singular(xp, info, sys.batch, "tridiagonal matrix")
         elif self._auto and bool(xp.any(info != 0)):
             self._factor("pivoting")
         elif bool(xp.any(info != 0)):
             x = xp.zeros(sys.d.shape, dtype=sys.d.dtype)
-            _breakdown(self._be.kernels, xp, info, x, sys.batch, method, "tridiagonal matrix")
+            breakdown(self._be.kernels, xp, info, x, sys.batch, method, "tridiagonal matrix")
 
     def solve(self, rhs, *, check_finite: bool = True):
         """Solve ``A x = rhs`` with the stored factorization.
@@ -102,7 +102,7 @@ class TridiagonalFactorization:
                 be, _cast_all(be, (sys.dl, sys.d, sys.du), dtype), sys.batch, full, [(sys.n,)] * 3
             )
             err = be.kernels.tridiagonal_backward_error(*mats, r, x)
-            if bool(xp.any(err > _GROWTH_EPS * _eps(xp, dtype))):
+            if bool(xp.any(err > GROWTH_EPS * eps(xp, dtype))):
                 self._factor("pivoting")  # element growth: switch to pivoting for good
                 return self.solve(rhs, check_finite=False)
         if not bool(xp.all(xp.isfinite(x))):
@@ -132,7 +132,7 @@ class BlockTridiagonalFactorization:
         xp = be.xp
         if bool(xp.any(info != 0)):
             x = xp.zeros(sys.D.shape[:-1], dtype=sys.D.dtype)
-            _breakdown(
+            breakdown(
                 self._be.kernels,
                 xp,
                 info,

@@ -1,6 +1,6 @@
 """Quick benchmark of the Numba scalar tridiagonal kernels against LAPACK ``dgtsv``.
 
-    python benchmarks/bench_tridiagonal_kernels.py [--rounds 7]
+    python benchmarks/tridiagonal_kernels.py [--rounds 7]
 
 Two cases: a batch of 4096 systems of n = 256 (baseline: a Python loop of
 ``scipy.linalg.lapack.dgtsv``) and one system of n = 2**21 (baseline: one ``dgtsv`` call).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._errors import SingularMatrixError
+from .._errors import SingularMatrixError
 
 __all__ = ["block_banded_solve"]
 

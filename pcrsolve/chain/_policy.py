@@ -1,0 +1,189 @@
+"""When the chain solver accepts a step and when it stops sweeping: its options and cost rules.
+
+A step counts as converged when its scaled update is within a threshold predicted from the
+last two sweeps (:func:`threshold`). After every sweep :func:`should_stop` decides from
+measured times whether more sweeps can still pay against the plain loop; the first sweep
+is abandoned early when its chain evaluations alone would cost too much (:func:`eval_budget`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MAX_TROUBLE",
+    "MIN_DAMPING",
+    "Options",
+    "OverBudget",
+    "State",
+    "eval_budget",
+    "over_budget_reason",
+    "should_stop",
+    "sweeps_needed",
+    "threshold",
+]
+
+# The sweeps may cost at most this many times the whole sequential loop (rule (a)).
+_BUDGET = 2.0
+# Rule (b) (give up on slow progress) waits for this many sweeps, or until the sweeps have
+# cost this fraction of the sequential loop, whichever comes first: Newton from a poor
+# guess often needs a few sweeps before it contracts, and until then its progress says
+# nothing; the sweep count bounds the step evaluations an unpromising chain costs.
+_EXPLORE_SWEEPS = 4
+_EXPLORE = 0.5
+# Consecutive sweeps that produced non-finite values without advancing the prefix past its
+# exact first step before the solver gives up on the parallel solve (rule (c)).
+MAX_TROUBLE = 3
+# Array-namespace path: first sweeps at least this long are preceded by a timed evaluation of
+MIN_DAMPING = 1.0 / 16
+
+
+@dataclass
+class Options:
+    """Validated options of one solve."""
+
+    kind: str  # "dense", "diag", "identity", "zero"
+    tol: float  # convergence threshold on the scaled update
+    fixed: bool  # tol == 0 and max_iter given: exactly max_iter sweeps, no host sync
+    max_iter: int | None
+    window: int | None
+    damping: float
+    callback: Any
+    progress: bool
+    default_tol: float  # the dtype's default tolerance (for the final check of a fixed run)
+    recurrence_method: str
+
+
+@dataclass
+class State:
+    """Bookkeeping of the adaptive loop (host-side numbers only)."""
+
+    p: int = 0
+    sweeps: int = 0
+    iterations: int = 0
+    filled: int = 0  # states [0, filled) hold an iterate; later ones are not initialised yet
+    damping: float = 1.0
+    trouble: int = 0
+    sweep_times: list[float] = field(default_factory=list)  # of sweeps 2, 3, ...
+    first_eval: float = 0.0  # time of the chain's evaluations in sweep 1
+    prefixes: list[int] = field(default_factory=list)
+    t_step: float | None = None
+
+
+def threshold(xp, opts: Options, cur: Any, prev: float | None) -> Any:
+    """The largest update with which a step counts as converged after this sweep.
+
+    ``tol``, or more when the last two sweeps show the iteration contracting: the error
+    left after an update of size ``d`` is predicted as ``C d^2`` for Newton (quadratic
+    convergence, ``C = cur / prev^2``) and ``theta / (1 - theta) d`` for the linear
+    methods (``theta = cur / prev``, the estimate of Hairer & Wanner's simplified Newton).
+    The step is accepted when the prediction is within ``tol``. This spares the sweep that
+    would only confirm convergence. Never above ``sqrt(tol)``; device arithmetic, no sync.
+    """
+    tol = opts.tol
+    if prev is None or not math.isfinite(prev) or prev <= 0 or tol <= 0:
+        return tol
+    if isinstance(cur, float):  # host numbers (the Numba path)
+        if not cur < prev:
+            return tol
+        if opts.kind == "dense":
+            thr = math.sqrt(tol * prev * prev / cur) if cur > 0 else math.inf
+        else:
+            thr = tol * (1 - cur / prev) / (cur / prev) if cur > 0 else math.inf
+        return min(max(thr, tol), math.sqrt(tol))
+    if opts.kind == "dense":
+        thr = xp.sqrt(tol * prev * prev / cur)
+    else:
+        theta = cur / prev
+        thr = tol * (1 - theta) / theta
+    thr = xp.minimum(
+        xp.maximum(thr, xp.asarray(tol, dtype=cur.dtype)), xp.asarray(math.sqrt(tol), dtype=cur.dtype)
+    )
+    return xp.where(cur < prev, thr, xp.asarray(tol, dtype=cur.dtype))
+
+
+def sweeps_needed(opts: Options, errs: list[float]) -> float:
+    """Sweeps still needed, forecast from the last two largest updates (inf: no contraction)."""
+    if len(errs) < 2:
+        return math.inf
+    e0, e1 = errs[-2], errs[-1]
+    if not (math.isfinite(e0) and 0 < e1 < e0):
+        return math.inf
+    if e1 <= opts.tol:
+        return 1.0
+    if opts.kind == "dense":  # e <- C e^2, C e1 = (e1/e0)^2 < 1
+        c, e, count = e1 / (e0 * e0), e1, 0
+        while e > opts.tol and count < 64:
+            e, count = c * e * e, count + 1
+        return float(max(count, 1))
+    return max(1.0, math.log(opts.tol / e1) / math.log(e1 / e0))
+
+
+def should_stop(st: State, opts: Options, n: int, errs: list[float]) -> str | None:
+    """The cost rules: why to finish sequentially now, or None to keep sweeping.
+
+    (a) budget: the sweeps, at the fastest sweep time seen, would exceed ``_BUDGET`` times
+    the whole sequential loop; (b) stall (from the ``_EXPLORE_SWEEPS``-th sweep, or once
+    the sweeps have cost ``_EXPLORE`` times the loop): the sweeps still needed, forecast
+    from the rate at which the largest update shrinks or the prefix advances, would take
+    longer than the sequential loop over the remaining steps; (c) ``MAX_TROUBLE`` sweeps
+    in a row met non-finite values without advancing the prefix past its exact first step.
+    """
+    if st.trouble >= MAX_TROUBLE:
+        return (
+            f"{st.trouble} sweeps in a row produced non-finite values without progress, even with "
+            f"damping {st.damping:g}"
+        )
+    # The first sweep's total time includes one-off costs (loading or compiling the
+    # kernels); until a second sweep has been timed, its chain evaluations stand for it.
+    t_sweep = min(st.sweep_times) if st.sweep_times else st.first_eval
+    t_step = st.t_step
+    assert t_step is not None
+    loop = n * t_step
+    if (st.sweeps + 1) * t_sweep > _BUDGET * loop:
+        return (
+            f"the parallel sweeps would cost more than {_BUDGET:g}x the sequential loop "
+            f"({st.sweeps} sweeps of {t_sweep * 1e3:.3g} ms against {loop * 1e3:.3g} ms)"
+        )
+    if st.sweeps < 2 or (st.sweeps < _EXPLORE_SWEEPS and st.sweeps * t_sweep < _EXPLORE * loop):
+        return None  # a forecast needs two sweeps (and the first one's time includes warm-up)
+    remaining = n - st.p
+    back = min(2, len(st.prefixes) - 1)
+    advance = (st.prefixes[-1] - st.prefixes[-1 - back]) / back if back > 0 else 1.0
+    needed = min(sweeps_needed(opts, errs), remaining / max(advance, 1.0))
+    if needed * t_sweep > remaining * t_step:
+        return (
+            f"the prefix advances too slowly for the parallel solve to pay (about {needed:.3g} more "
+            f"sweeps of {t_sweep * 1e3:.3g} ms against {remaining * t_step * 1e3:.3g} ms sequentially)"
+        )
+    return None
+
+
+@dataclass
+class OverBudget:
+    """A sweep abandoned after its first block: its evaluations would exceed the budget."""
+
+    estimate: float  # seconds, for the whole sweep
+    steps: int  # the steps timed
+
+
+def eval_budget(st: State, n: int) -> float:
+    """The most one sweep's chain evaluations may cost: half the sequential loop.
+
+    Half: every nonlinear chain needs at least two sweeps, and an estimate scaled from part
+    of a sweep runs low for large arrays (their allocation and cache misses grow faster
+    than linearly). This spares chains whose Jacobians are expensive (large ``m``) a whole
+    sweep that cannot pay.
+    """
+    assert st.t_step is not None
+    return 0.5 * n * st.t_step
+
+
+def over_budget_reason(over: OverBudget, st: State, n: int) -> str:
+    assert st.t_step is not None
+    return (
+        f"one sweep's chain evaluations alone would cost about {over.estimate * 1e3:.3g} ms (timed on "
+        f"{over.steps} steps), more than half the sequential loop ({n * st.t_step * 1e3:.3g} ms)"
+    )
