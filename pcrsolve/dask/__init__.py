@@ -1,0 +1,10 @@
+"""Scale-out on Dask: chunked structured solves and distributed chain sweeps.
+
+Importing this subpackage imports Dask. The linear solvers take and return Dask arrays
+(lazily); :func:`solve_chain` runs the chain solver's sweeps on a ``dask.distributed``
+cluster.
+"""
+
+from ._tridiagonal import solve_block_tridiagonal, solve_tridiagonal
+
+__all__ = ["solve_block_tridiagonal", "solve_tridiagonal"]
