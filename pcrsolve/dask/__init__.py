@@ -5,6 +5,13 @@ Importing this subpackage imports Dask. The linear solvers take and return Dask 
 cluster.
 """
 
+from ._recurrence import linear_recurrence, solve_bidiagonal, solve_block_bidiagonal
 from ._tridiagonal import solve_block_tridiagonal, solve_tridiagonal
 
-__all__ = ["solve_block_tridiagonal", "solve_tridiagonal"]
+__all__ = [
+    "linear_recurrence",
+    "solve_bidiagonal",
+    "solve_block_bidiagonal",
+    "solve_block_tridiagonal",
+    "solve_tridiagonal",
+]
