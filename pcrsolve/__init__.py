@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 # Imported on first attribute access (PEP 562): they load Numba kernels or optional libraries.
-_LAZY_SUBPACKAGES = ("adapters", "kernels")
+_LAZY_SUBPACKAGES = ("adapters", "dask", "kernels")
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-__all__ = ["BACKENDS", "Backend", "resolve", "use_backend"]
+__all__ = ["BACKENDS", "Backend", "is_dask", "resolve", "use_backend"]
 
 BACKENDS = ("numba", "numpy", "cupy")
 
@@ -96,6 +96,12 @@ def _library(a: Any) -> str | None:
     if array_api_compat.is_array_api_obj(a):
         return type(a).__module__.split(".")[0]
     return None
+
+
+def is_dask(*arrays: Any) -> bool:
+    """Whether any input is a Dask array: the linear solvers then hand the call to
+    :mod:`pcrsolve.dask` (Dask is never imported here: a Dask array implies it is loaded)."""
+    return any(_library(a) == "dask" for a in arrays)
 
 
 def _cupy_namespace():

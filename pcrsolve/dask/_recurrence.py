@@ -62,7 +62,11 @@ def _product(xp, A, dense: bool, reverse: bool, length: int):
             k >>= 1
             if k:
                 base = base @ base
-        return out if out is not None else xp.broadcast_to(xp.eye(A.shape[-1], dtype=A.dtype), A[..., 0, :, :].shape)
+        return (
+            out
+            if out is not None
+            else xp.broadcast_to(xp.eye(A.shape[-1], dtype=A.dtype), A[..., 0, :, :].shape)
+        )
     # A product tree: pairs of neighbours in one batched matmul per level.
     while A.shape[-3] > 1:
         odd = A.shape[-3] % 2
@@ -79,8 +83,9 @@ def _rec_tips_task(A, b, *, dense, reverse, method, backend, check_finite, seq_a
         y = _recurrence(A, b, None, dense=dense, reverse=reverse, method=method, check_finite=check_finite)
         xp = _backend.resolve({"y": y}, backend).xp
         L = b.shape[-3] if dense else b.shape[-2]
-        end = y[..., 0, :, :] if reverse else y[..., -1, :, :]  # (.., m, 1)
-        if not dense:
+        if dense:
+            end = y[..., 0, :, :] if reverse else y[..., -1, :, :]  # (.., m, 1)
+        else:
             end = y[..., 0, :] if reverse else y[..., -1, :]
         phi = _product(xp, xp.astype(xp.asarray(A), y.dtype), dense, reverse, L)
         batch = tuple(end.shape[:-2] if dense else end.shape[:-1])
@@ -105,7 +110,9 @@ def _carry_task(tips, x0=None, *, dense, reverse, backend, seq_axis, block_info=
             + RECHUNK_HINT.format(axis=seq_axis)
         )
     with kernel_slot():
-        out = _linear.linear_recurrence(phi, y, start, reverse=reverse, method="sequential", check_finite=False)
+        out = _linear.linear_recurrence(
+            phi, y, start, reverse=reverse, method="sequential", check_finite=False
+        )
     m = y.shape[-1]
     first = xp.zeros((*out.shape[:-2], 1, m), dtype=out.dtype) if start is None else start[..., None, :]
     first = xp.broadcast_to(first, (*out.shape[:-2], 1, m))
@@ -301,7 +308,9 @@ def _block_bidiagonal_coefficients(D, E, rhs, *, lower, check_finite, backend, s
         _validation._check_finite(be, {"D": sys.D, "rhs": sys.rhs})
         E_in = xp.reshape(xp.broadcast_to(be.asarray(E), (*sys.batch, *E.shape[-3:])), (-1, *E.shape[-3:]))
         _validation._check_finite(be, {"E": _interior(E_in, lower, corner)})
-    off = xp.asarray(xp.reshape(xp.broadcast_to(be.asarray(E), (*sys.batch, *E.shape[-3:])), sys.D.shape), copy=True)
+    off = xp.asarray(
+        xp.reshape(xp.broadcast_to(be.asarray(E), (*sys.batch, *E.shape[-3:])), sys.D.shape), copy=True
+    )
     off = xp.astype(off, sys.D.dtype) if off.dtype != sys.D.dtype else off
     if corner:
         off[:, 0 if lower else -1] = 0
@@ -365,14 +374,20 @@ def solve_bidiagonal(d, e, rhs, *, lower=True, method="auto", check_finite=True,
     bk = _inputs.namespace_backend(arrays, backend)
     dtype = _inputs.result_dtype(arrays)
     st = {k: _inputs.standin(a.shape, dtype) for k, a in arrays.items()}
-    sys = _validation.bidiagonal(_inputs._CHECK_BACKEND, st["d"], st["e"], st["rhs"], lower=lower, check_finite=False)
-    al = _inputs.align(arrays, dict.fromkeys(arrays, 1), "rhs", sys.n, pad={"e": "lower" if lower else "upper"})
+    sys = _validation.bidiagonal(
+        _inputs._CHECK_BACKEND, st["d"], st["e"], st["rhs"], lower=lower, check_finite=False
+    )
+    al = _inputs.align(
+        arrays, dict.fromkeys(arrays, 1), "rhs", sys.n, pad={"e": "lower" if lower else "upper"}
+    )
     nb = len(al.batch)
     like = _inputs.result_meta(arrays, bk, nb + 1, dtype)
     args = [al.arrays[k] for k in ("d", "e", "rhs")]
     if not al.split:
         options = {"lower": lower, "method": method, "check_finite": check_finite, "backend": bk}
-        return batch_graph(args, _linear.solve_bidiagonal, options, (*al.batch_chunks, al.seq_chunks), dtype, like)
+        return batch_graph(
+            args, _linear.solve_bidiagonal, options, (*al.batch_chunks, al.seq_chunks), dtype, like
+        )
     coef = da.map_blocks(
         _bidiagonal_coefficients,
         *args,
@@ -443,7 +458,9 @@ def solve_block_bidiagonal(D, E, rhs, *, lower=True, method="auto", check_finite
     bk = _inputs.namespace_backend(arrays, backend)
     dtype = _inputs.result_dtype(arrays)
     try:
-        n, m = _check_block_shapes({"L": arrays["E"], "D": arrays["D"], "U": arrays["E"], "rhs": arrays["rhs"]})
+        n, m = _check_block_shapes(
+            {"L": arrays["E"], "D": arrays["D"], "U": arrays["E"], "rhs": arrays["rhs"]}
+        )
     except ValueError as exc:
         raise ValueError(str(exc).replace("`L`", "`E`").replace("`U`", "`E`")) from None
     tails = {"D": 3, "E": 3, "rhs": 2}
@@ -453,7 +470,14 @@ def solve_block_bidiagonal(D, E, rhs, *, lower=True, method="auto", check_finite
     like = _inputs.result_meta(arrays, bk, nb + 3, dtype)
     if not al.split:
         options = {"lower": lower, "method": method, "check_finite": check_finite, "backend": bk}
-        out = batch_graph(args, _block_bidiagonal_unsqueezed, options, (*al.batch_chunks, al.seq_chunks, (m,), (1,)), dtype, like)
+        out = batch_graph(
+            args,
+            _block_bidiagonal_unsqueezed,
+            options,
+            (*al.batch_chunks, al.seq_chunks, (m,), (1,)),
+            dtype,
+            like,
+        )
         return out[..., 0]
     M = da.map_blocks(
         _block_bidiagonal_coefficients,

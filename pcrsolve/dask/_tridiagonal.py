@@ -65,7 +65,9 @@ def _system(kind: str, blocks, backend, check_finite: bool):
     B, dtype = sys.D.shape[0], sys.D.dtype
 
     def rows(blk):  # (..., m, m) -> (B, m, m) in the system's dtype
-        blk = xp.reshape(xp.broadcast_to(be.asarray(blk), (*sys.batch, *blk.shape[-2:])), (B, *blk.shape[-2:]))
+        blk = xp.reshape(
+            xp.broadcast_to(be.asarray(blk), (*sys.batch, *blk.shape[-2:])), (B, *blk.shape[-2:])
+        )
         return xp.astype(blk, dtype) if blk.dtype != dtype else blk
 
     return be, sys, rows(L[..., 0, :, :]), rows(U[..., -1, :, :])
@@ -230,7 +232,9 @@ def _check(xp, kind, info, err, ends, target, x, eps, w, seq_axis, P) -> None:
         raise breakdown(_what(kind), f"element growth in the chunk starting at row {start}", seq_axis, P)
     scale = xp.max(xp.abs(x)) if x.size else 0.0
     if not bool(xp.all(xp.isfinite(x))):
-        raise breakdown(_what(kind), f"the solution overflows in the chunk starting at row {start}", seq_axis, P)
+        raise breakdown(
+            _what(kind), f"the solution overflows in the chunk starting at row {start}", seq_axis, P
+        )
     gap = xp.max(xp.abs(ends - target)) if ends.size else 0.0
     if bool(gap > GROWTH_EPS * eps * (1 + scale)):
         raise breakdown(
@@ -373,7 +377,8 @@ def solve_tridiagonal(dl, d, du, rhs, *, method="auto", check_finite=True, backe
     >>> x = pcr.dask.solve_tridiagonal(off, d, off, da.ones(8, chunks=4))
     >>> x.chunks
     ((4, 4),)
-    >>> bool(np.allclose(x.compute(), pcr.solve_tridiagonal(np.ones(7), np.full(8, 4.0), np.ones(7), np.ones(8))))
+    >>> ref = pcr.solve_tridiagonal(np.ones(7), np.full(8, 4.0), np.ones(7), np.ones(8))
+    >>> bool(np.allclose(x.compute(), ref))
     True
     """
     method = _validation.method(method, SCALAR_METHODS, "solve_tridiagonal")
@@ -488,4 +493,3 @@ def _check_block_shapes(arrays) -> tuple[int, int]:
             f"{tuple(Dshape)}; got shape {tuple(present['rhs'].shape)}."
         )
     return n, m
-

@@ -92,6 +92,10 @@ def linear_recurrence(A, b, x0=None, *, reverse=False, method="auto", check_fini
     >>> pcr.linear_recurrence(np.full((4, 1), 0.5), np.ones((4, 1)))[:, 0]
     array([1.   , 1.5  , 1.75 , 1.875])
     """
+    if _backend.is_dask(A, b, x0):
+        from ..dask import linear_recurrence as on_dask
+
+        return on_dask(A, b, x0, reverse=reverse, method=method, check_finite=check_finite, backend=backend)
     be = _backend.resolve({"A": A, "b": b, "x0": x0}, backend)
     method = _validation.method(method, BLOCK_METHODS, "linear_recurrence")
     rec = _validation.recurrence(be, A, b, x0, check_finite=check_finite)
@@ -150,6 +154,10 @@ def solve_bidiagonal(d, e, rhs, *, lower=True, method="auto", check_finite=True,
     >>> pcr.solve_bidiagonal([2.0, 2.0, 2.0], [1.0, 1.0], [2.0, 3.0, 3.5])
     array([1.  , 1.  , 1.25])
     """
+    if _backend.is_dask(d, e, rhs):
+        from ..dask import solve_bidiagonal as on_dask
+
+        return on_dask(d, e, rhs, lower=lower, method=method, check_finite=check_finite, backend=backend)
     be = _backend.resolve({"d": d, "e": e, "rhs": rhs}, backend)
     method = _bidiagonal_method(method)
     sys = _validation.bidiagonal(be, d, e, rhs, lower=lower, check_finite=check_finite)
@@ -215,6 +223,10 @@ def solve_block_bidiagonal(D, E, rhs, *, lower=True, method="auto", check_finite
            [0.25 , 0.25 ],
            [0.375, 0.375]])
     """
+    if _backend.is_dask(D, E, rhs):
+        from ..dask import solve_block_bidiagonal as on_dask
+
+        return on_dask(D, E, rhs, lower=lower, method=method, check_finite=check_finite, backend=backend)
     be = _backend.resolve({"D": D, "E": E, "rhs": rhs}, backend)
     method = _bidiagonal_method(method)
     sys = _validation.block_bidiagonal(be, D, E, rhs, lower=lower, check_finite=check_finite)

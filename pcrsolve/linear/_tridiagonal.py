@@ -124,6 +124,10 @@ def solve_tridiagonal(dl, d, du, rhs, *, method="auto", check_finite=True, backe
     >>> pcr.solve_tridiagonal([1.0], [4.0, 4.0], [1.0], [5.0, 5.0])
     array([1., 1.])
     """
+    if _backend.is_dask(dl, d, du, rhs):
+        from ..dask import solve_tridiagonal as on_dask
+
+        return on_dask(dl, d, du, rhs, method=method, check_finite=check_finite, backend=backend)
     be = _backend.resolve({"dl": dl, "d": d, "du": du, "rhs": rhs}, backend)
     method = _validation.method(method, SCALAR_METHODS, "solve_tridiagonal")
     sys = _validation.tridiagonal(be, dl, d, du, rhs, check_finite=check_finite)
@@ -230,6 +234,10 @@ def solve_block_tridiagonal(L, D, U, rhs, *, method="auto", check_finite=True, b
            [0.14285714, 0.14285714],
            [0.21428571, 0.21428571]])
     """
+    if _backend.is_dask(L, D, U, rhs):
+        from ..dask import solve_block_tridiagonal as on_dask
+
+        return on_dask(L, D, U, rhs, method=method, check_finite=check_finite, backend=backend)
     be = _backend.resolve({"L": L, "D": D, "U": U, "rhs": rhs}, backend)
     method = _validation.method(method, BLOCK_METHODS, "solve_block_tridiagonal")
     sys = _validation.block_tridiagonal(be, L, D, U, rhs, check_finite=check_finite)
