@@ -5,6 +5,7 @@ Importing this subpackage imports Dask. The linear solvers take and return Dask 
 cluster.
 """
 
+from ._chain import solve_chain
 from ._recurrence import linear_recurrence, solve_bidiagonal, solve_block_bidiagonal
 from ._tridiagonal import solve_block_tridiagonal, solve_tridiagonal
 
@@ -13,5 +14,6 @@ __all__ = [
     "solve_bidiagonal",
     "solve_block_bidiagonal",
     "solve_block_tridiagonal",
+    "solve_chain",
     "solve_tridiagonal",
 ]
