@@ -22,10 +22,14 @@ RECHUNK_HINT = (
 
 
 class Where:
-    """A chunk's place in the output: its first row along each axis and its block index."""
+    """A chunk's place: its first index along each axis and its block index.
 
-    def __init__(self, block_info: dict | None) -> None:
-        info = (block_info or {}).get(None, {})
+    Of the output, or of input number ``ref`` (the right-hand side, for tasks whose output is
+    not laid out like the result); axes may be counted from the end.
+    """
+
+    def __init__(self, block_info: dict | None, ref: int | None = None) -> None:
+        info = (block_info or {}).get(ref, {})
         loc = info.get("array-location")
         self.start = tuple(s for s, _ in loc) if loc else None
         self.block = tuple(info.get("chunk-location", ()))
@@ -43,25 +47,31 @@ class Where:
         return f"the chunk starting at index {self.start} (block {self.block})"
 
 
-def where(block_info: dict | None) -> Where:
-    return Where(block_info)
+def where(block_info: dict | None, ref: int | None = None) -> Where:
+    return Where(block_info, ref)
 
 
-def located(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a chunk task: errors name the chunk (batch indices in messages are chunk-local)."""
+def located(ref: int | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a chunk task: its errors name the chunk (of input ``ref``, else of the output).
 
-    @functools.wraps(func)
-    def wrapper(*args, block_info=None, **kwargs):
-        try:
-            return func(*args, block_info=block_info, **kwargs)
-        except (SingularMatrixError, FloatingPointError, ValueError) as exc:
-            if getattr(exc, "_pcrsolve_located", False):
-                raise
-            new = type(exc)(f"{exc} [in {where(block_info).describe()} of the Dask array]")
-            new._pcrsolve_located = True  # type: ignore[attr-defined]
-            raise new from None
+    Batch indices inside the single-machine messages are relative to that chunk.
+    """
 
-    return wrapper
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args, block_info=None, **kwargs):
+            try:
+                return func(*args, block_info=block_info, **kwargs)
+            except (SingularMatrixError, FloatingPointError, ValueError) as exc:
+                if getattr(exc, "_pcrsolve_located", False):
+                    raise
+                new = type(exc)(f"{exc} [in {where(block_info, ref).describe()} of the Dask array]")
+                new._pcrsolve_located = True  # type: ignore[attr-defined]
+                raise new from None
+
+        return wrapper
+
+    return decorate
 
 
 def breakdown(what: str, detail: str, axis: int, chunks: int) -> SingularMatrixError:

@@ -76,7 +76,7 @@ def _product(xp, A, dense: bool, reverse: bool, length: int):
     return A[..., 0, :, :]
 
 
-@located
+@located(1)
 def _rec_tips_task(A, b, *, dense, reverse, method, backend, check_finite, seq_axis, block_info=None):
     """Phase 1: ``(*batch, 1, m, m+1)`` dense ``[Phi | y]`` or ``(*batch, 1, m, 2)`` diagonal."""
     with kernel_slot():
@@ -96,7 +96,7 @@ def _rec_tips_task(A, b, *, dense, reverse, method, backend, check_finite, seq_a
     return tips[..., None, :, :]
 
 
-@located
+@located()
 def _carry_task(tips, x0=None, *, dense, reverse, backend, seq_axis, block_info=None):
     """Phase 2: the state each chunk starts from, ``(*batch, P, m[, 1])``."""
     xp = _backend.resolve({"tips": tips}, backend).xp
@@ -123,7 +123,7 @@ def _carry_task(tips, x0=None, *, dense, reverse, backend, seq_axis, block_info=
     return carries[..., None] if dense else carries
 
 
-@located
+@located(1)
 def _rec_complete_task(A, b, carry, *, dense, reverse, method, backend, seq_axis, block_info=None):
     """Phase 3: the chunk's states from the state it starts from."""
     with kernel_slot():
@@ -166,7 +166,7 @@ def _graph(arrays, *, reverse, method, check_finite, backend, dtype):
         b,
         method=local,
         check_finite=check_finite,
-        seq_axis=nb,
+        seq_axis=-2,
         chunks=(*bc, (1,) * P, (m,), (width,)),
         new_axis=None if rec.dense else [nb + 2],
         dtype=dtype,
@@ -180,7 +180,7 @@ def _graph(arrays, *, reverse, method, check_finite, backend, dtype):
     carries = da.map_blocks(
         _carry_task,
         *carry_args,
-        seq_axis=nb,
+        seq_axis=-2,
         chunks=carry_chunks,
         drop_axis=None if rec.dense else [nb + 2],
         dtype=dtype,
@@ -193,7 +193,7 @@ def _graph(arrays, *, reverse, method, check_finite, backend, dtype):
         b,
         carries,
         method=local,
-        seq_axis=nb,
+        seq_axis=-2,
         chunks=out_chunks,
         dtype=dtype,
         meta=like,
@@ -268,10 +268,10 @@ def linear_recurrence(A, b, x0=None, *, reverse=False, method="auto", check_fini
     return _graph(arrays, reverse=reverse, method=method, check_finite=check_finite, backend=bk, dtype=dtype)
 
 
-@located
+@located(2)
 def _bidiagonal_coefficients(d, e, rhs, *, lower, check_finite, backend, seq_axis, block_info=None):
     """``(.., L, 2)``: ``[-e/d, rhs/d]`` per row; the ignored corner of ``e`` reads as zero."""
-    w = where(block_info)
+    w = where(block_info, 2)
     be = _backend.resolve({"d": d, "e": e, "rhs": rhs}, backend)
     xp = be.xp
     corner = w.first(seq_axis) if lower else w.last(seq_axis)
@@ -295,10 +295,10 @@ def _interior(e, lower: bool, corner: bool):
     return e[:, 1:] if lower else e[:, :-1]
 
 
-@located
+@located(2)
 def _block_bidiagonal_coefficients(D, E, rhs, *, lower, check_finite, backend, seq_axis, block_info=None):
     """``(.., L, m, m+1)``: ``D^-1 [-E | rhs]`` per block row; the ignored corner reads as zero."""
-    w = where(block_info)
+    w = where(block_info, 2)
     be = _backend.resolve({"D": D, "E": E, "rhs": rhs}, backend)
     xp = be.xp
     rhs = rhs[..., 0]
@@ -394,7 +394,7 @@ def solve_bidiagonal(d, e, rhs, *, lower=True, method="auto", check_finite=True,
         lower=lower,
         check_finite=check_finite,
         backend=bk,
-        seq_axis=nb,
+        seq_axis=-1,
         chunks=(*al.batch_chunks, al.seq_chunks, (2,)),
         new_axis=[nb + 1],
         dtype=dtype,
@@ -485,7 +485,7 @@ def solve_block_bidiagonal(D, E, rhs, *, lower=True, method="auto", check_finite
         lower=lower,
         check_finite=check_finite,
         backend=bk,
-        seq_axis=nb,
+        seq_axis=-3,
         chunks=(*al.batch_chunks, al.seq_chunks, (m,), (m + 1,)),
         dtype=dtype,
         meta=like,

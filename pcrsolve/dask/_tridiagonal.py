@@ -39,7 +39,7 @@ __all__ = ["batch_graph", "refuse_pivoting", "solve_block_tridiagonal", "solve_c
 # ----------------------------------------------------------------------- chunk tasks
 
 
-@located
+@located()
 def solve_chunk(*blocks, solver, options, block_info=None):
     """Batch-chunked path: the single-machine solver on one chunk."""
     with kernel_slot():
@@ -82,10 +82,10 @@ def _couplings(xp, a, c, w, axis_len: int):
     return a, c
 
 
-@located
+@located(3)
 def _tips_task(*blocks, kind, backend, check_finite, seq_axis, block_info=None):
     """Phase 1: ``(*batch, 2, m, 2m+1)``, rows first/last of ``[y | v | w]``."""
-    w = where(block_info)
+    w = where(block_info, 3)
     with kernel_slot():
         be, sys, a, c = _system(kind, blocks, backend, check_finite)
         xp = be.xp
@@ -141,7 +141,7 @@ def _tips(be, kind: str, sys, a, c):
     return xp.stack([full[:, 0], full[:, L - 1]], axis=1), info
 
 
-@located
+@located()
 def _interface_task(tips, *, m, backend, seq_axis, block_info=None):
     """Phase 2: ``(*batch, 4P, m)``: per chunk ``x_before, x_after, x_first, x_last``."""
     xp = _backend.resolve({"tips": tips}, backend).xp
@@ -177,10 +177,10 @@ def _interface_task(tips, *, m, backend, seq_axis, block_info=None):
     return xp.reshape(out, (*batch, 4 * P, m))
 
 
-@located
+@located(3)
 def _complete_task(*blocks, kind, method, backend, seq_axis, block_info=None):
     """Phase 3: the chunk's solution from its neighbours' interface values."""
-    w = where(block_info)
+    w = where(block_info, 3)
     *mats, iface = blocks
     P = w.blocks[seq_axis] if w.blocks else 1
     with kernel_slot():
@@ -269,7 +269,8 @@ def _partition_graph(al, names, kind, m, method, check_finite, backend, dtype, l
     args = [al.arrays[k] for k in names]
     meta3 = meta_from_array(like, ndim=nb + 3, dtype=dtype)
     meta2 = meta_from_array(like, ndim=nb + 2, dtype=dtype)
-    common = {"backend": backend, "seq_axis": nb}
+    # the sequence axis of `rhs` (input 3), counted from the end: (.., n) or (.., n, m, 1)
+    common = {"backend": backend, "seq_axis": -1 if kind == "scalar" else -3}
     tips = da.map_blocks(
         _tips_task,
         *args,
