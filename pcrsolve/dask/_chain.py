@@ -98,7 +98,11 @@ class _Run:
         st.filled = max(st.filled, self.bounds[self.chunk_of(e - 1)][1])
 
     def sweep(self, p: int, e: int, omega: float, prev: float | None):
-        """One distributed sweep over the chunks that hold steps ``[p, e)``."""
+        """One distributed sweep over the chunks that hold steps ``[p, e)``.
+
+        Returns ``(n_ok, max_err, bad_element, t_eval)``, ``t_eval`` the longest chunk's
+        evaluation time (the sweep's time without scheduling costs).
+        """
         active = [j for j, (a, b) in enumerate(self.bounds) if b > p and a < e]
         kind = self.spec.opts.kind
         evals, summaries, before = [], [], self.state_before(p)
@@ -121,10 +125,10 @@ class _Run:
             if i == 0:
                 first_bad = self.item(out, 2)
         decided = self.submit(tasks.decide, self.spec.opts, prev, first_bad, *errs)
-        n_ok, max_err, bad, (s_evals, j_evals) = decided.result()  # the sweep's one round trip
+        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = decided.result()  # the sweep's one round trip
         self.n_step_evals += s_evals
         self.n_jac_evals += j_evals
-        return n_ok, max_err, bad
+        return n_ok, max_err, bad, t_eval
 
     def sequential(self, p: int, n: int) -> None:
         """The plain loop from step ``p``: a chain of per-chunk tasks, one state passed along."""
@@ -226,7 +230,7 @@ def solve_chain(
     >>> import numpy as np, pcrsolve as pcr
     >>> from distributed import Client, LocalCluster
     >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-    ...                              dashboard_address=None))  # doctest: +SKIP
+    ...                              dashboard_address=":0"))  # doctest: +SKIP
     >>> chain = pcr.FunctionChain(lambda x, k: np.cos(x), jac=lambda x, k: -np.sin(x)[..., None])
     >>> sol = pcr.dask.solve_chain(chain, np.array([1.0]), 64, chunk_steps=16)  # doctest: +SKIP
     >>> sol.states.chunks  # doctest: +SKIP
@@ -303,14 +307,15 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
     W = n if opts.window is None else min(opts.window, n)
     st = State(filled=n if have_init else 0, damping=opts.damping)
     residuals: list[float] = []
-    # The cost of one step of the plain loop, timed on the first steps (then exact).
-    k = min(n, _PROBE_STEPS, run.bounds[0][1])
-    run.fill(st, k)
-    out = run.submit(tasks.probe, run.chain_f, run.spec, run.X[0], run.x0, k)
-    run.X[0] = run.item(out, 0)
-    st.t_step, evals = run.item(out, 1).result(), run.item(out, 2).result()
-    run.n_step_evals += evals
-    st.p = k
+    if not opts.fixed:
+        # The cost of one step of the plain loop, timed on the first steps (then exact).
+        k = min(n, _PROBE_STEPS, run.bounds[0][1])
+        run.fill(st, k)
+        out = run.submit(tasks.probe, run.chain_f, run.spec, run.X[0], run.x0, k)
+        run.X[0] = run.item(out, 0)
+        st.t_step, evals = run.item(out, 1).result(), run.item(out, 2).result()
+        run.n_step_evals += evals
+        st.p = k
     reason = None
     sweeps_cap = min(opts.max_iter, n) if opts.fixed else None
     while st.p < n:
@@ -330,14 +335,14 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
         t0 = time.perf_counter()
         prev = residuals[-1] if residuals and not opts.fixed else None
         omega = opts.damping if opts.fixed else st.damping
-        n_ok, err, bad = run.sweep(p, e, omega, prev)
+        n_ok, err, bad, t_eval = run.sweep(p, e, omega, prev)
         if bad >= 0:
             raise nonfinite_error(p, run.spec.batch, bad)
         elapsed = time.perf_counter() - t0
         if st.sweeps:
             st.sweep_times.append(elapsed)
-        else:
-            st.first_eval = elapsed
+        else:  # as on one machine: the first sweep's one-off costs (compiling, loading) not counted
+            st.first_eval = t_eval
         st.sweeps += 1
         st.iterations += err > opts.tol or opts.fixed
         st.p = p + (1 if opts.fixed else n_ok)

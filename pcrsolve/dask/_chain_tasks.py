@@ -238,13 +238,13 @@ def complete(spec: Spec, e: Evaluated, X, carry, j: int, omega: float, first: bo
 
 
 def decide(opts: Options, prev: float | None, first_step_bad, *errs):
-    """The sweep's outcome: ``(n_ok, max_err, bad_element, (step evals, Jacobian evals))``.
+    """The sweep's outcome: ``(n_ok, max_err, bad_element, (step evals, Jacobian evals, t_eval))``.
 
     ``errs`` are the active chunks' ``(err, evals)`` from :func:`complete`. ``n_ok`` counts the
     leading steps within the acceptance threshold (at least 1, the exact first step);
     ``bad_element`` is the first batch element whose first step is not finite, or -1.
     """
-    counts = (sum(ev[0] for _, ev in errs), sum(ev[1] for _, ev in errs))
+    counts = (sum(ev[0] for _, ev in errs), sum(ev[1] for _, ev in errs), max(ev[2] for _, ev in errs))
     err = np.concatenate([np.asarray(e, dtype=np.float64) for e, _ in errs])
     max_err = float(err.max()) if err.size else 0.0
     over = np.flatnonzero(err[1:] > threshold(np, opts, max_err, prev))
