@@ -12,12 +12,14 @@ are the single machine's, from :mod:`pcrsolve.chain._policy`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 import time
 from collections.abc import Callable
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -69,12 +71,19 @@ class _Run:
         self.X = X  # futures, one per chunk
         self.x0 = x0
         self.n_step_evals, self.n_jac_evals = ev_counts
+        # Each chunk has a home worker (round robin), where its tasks are asked to run: the
+        # chunks stay spread over the cluster instead of piling up where their inputs were
+        # made. Only a preference: another worker takes over if the home one is lost.
+        workers = sorted(client.scheduler_info()["workers"]) or [None]
+        self.homes = [workers[j % len(workers)] for j in range(len(bounds))]
 
-    def submit(self, func, *args, **kwargs):
+    def submit(self, func, *args, home: int | None = None, **kwargs):
+        if home is not None and self.homes[home] is not None:
+            kwargs.update(workers=[self.homes[home]], allow_other_workers=True)
         return self.client.submit(func, *args, pure=False, **kwargs)
 
-    def item(self, fut, i):
-        return self.client.submit(operator.getitem, fut, i, pure=False)
+    def item(self, fut, i, home: int | None = None):
+        return self.submit(operator.getitem, fut, i, home=home)
 
     def chunk_of(self, step: int) -> int:
         return next(j for j, (a, b) in enumerate(self.bounds) if a <= step < b)
@@ -85,7 +94,7 @@ class _Run:
             return self.x0
         j = self.chunk_of(p - 1)
         a = self.bounds[j][0]
-        return self.submit(operator.getitem, self.X[j], p - 1 - a)
+        return self.submit(operator.getitem, self.X[j], p - 1 - a, home=j)
 
     def fill(self, st: State, e: int) -> None:
         """Chunks entering a window for the first time start from the latest state."""
@@ -94,12 +103,13 @@ class _Run:
         for j, (a, b) in enumerate(self.bounds):
             if a >= st.filled and a < e:
                 src = self.state_before(a)
-                self.X[j] = self.submit(tasks.initial, src, b - a)
+                self.X[j] = self.submit(tasks.initial, src, b - a, home=j)
         st.filled = max(st.filled, self.bounds[self.chunk_of(e - 1)][1])
 
     def sweep(self, p: int, e: int, omega: float, prev: float | None):
         """One distributed sweep over the chunks that hold steps ``[p, e)``.
 
+        The sweep's tasks go to the scheduler as one graph (one message, not one per task).
         Returns ``(n_ok, max_err, bad_element, t_eval)``, ``t_eval`` the longest chunk's
         evaluation time (the sweep's time without scheduling costs).
         """
@@ -108,27 +118,41 @@ class _Run:
         evals, summaries, before = [], [], self.state_before(p)
         for i, j in enumerate(active):
             a = self.bounds[j][0]
-            start = max(a, p)
-            prev_state = before if i == 0 else self.submit(tasks.last_row, self.X[active[i - 1]])
-            ev = self.submit(tasks.evaluate, self.chain_f, self.spec, self.X[j], prev_state, a, start)
-            evals.append(ev)
-            summaries.append(self.submit(tasks.summary, ev))
-        carry = self.submit(tasks.carries, kind, *summaries)
-        errs, first_bad = [], None
+            with self.at(j):
+                prev_state = before if i == 0 else self.task(tasks.last_row)(self.X[active[i - 1]])
+                ev = self.task(tasks.evaluate)(self.chain_f, self.spec, self.X[j], prev_state, a, max(a, p))
+                evals.append(ev)
+                summaries.append(self.task(tasks.summary)(ev))
+        carry = self.task(tasks.carries)(kind, *summaries)
+        new_X, errs, first_bad = [], [], None
         for i, j in enumerate(active):
             a = self.bounds[j][0]
-            out = self.submit(
-                tasks.complete, self.spec, evals[i], self.X[j], carry, i, omega, i == 0, a, max(a, p)
-            )
-            self.X[j] = self.item(out, 0)
-            errs.append(self.item(out, 1))
-            if i == 0:
-                first_bad = self.item(out, 2)
-        decided = self.submit(tasks.decide, self.spec.opts, prev, first_bad, *errs)
-        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = decided.result()  # the sweep's one round trip
+            with self.at(j):
+                out = self.task(tasks.complete)(
+                    self.spec, evals[i], self.X[j], carry, i, omega, i == 0, a, max(a, p)
+                )
+                new_X.append(out[0])
+                errs.append(out[1])
+                if i == 0:
+                    first_bad = out[2]
+        decided = self.task(tasks.decide)(self.spec.opts, prev, first_bad, *errs)
+        *futures, result = self.client.compute([*new_X, decided])
+        for j, f in zip(active, futures):
+            self.X[j] = f
+        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = result.result()  # the sweep's one round trip
         self.n_step_evals += s_evals
         self.n_jac_evals += j_evals
         return n_ok, max_err, bad, t_eval
+
+    @staticmethod
+    def task(func):
+        return dask.delayed(func, pure=False)
+
+    def at(self, j: int):
+        """Annotate the tasks built inside: run them on chunk ``j``'s home worker if it is there."""
+        if self.homes[j] is None:
+            return contextlib.nullcontext()
+        return dask.annotate(workers=[self.homes[j]], allow_other_workers=True)
 
     def sequential(self, p: int, n: int) -> None:
         """The plain loop from step ``p``: a chain of per-chunk tasks, one state passed along."""
@@ -137,10 +161,12 @@ class _Run:
         for j in range(self.chunk_of(p), len(self.bounds)):
             a = self.bounds[j][0]
             b = self.bounds[j][1]
-            out = self.submit(tasks.sequential, self.chain_f, self.spec, self.X[j], prev, a, max(a, p), b - a)
-            self.X[j] = self.item(out, 0)
-            counts.append(self.item(out, 1))
-            prev = self.submit(tasks.last_row, self.X[j])
+            out = self.submit(
+                tasks.sequential, self.chain_f, self.spec, self.X[j], prev, a, max(a, p), b - a, home=j
+            )
+            self.X[j] = self.item(out, 0, home=j)
+            counts.append(self.item(out, 1, home=j))
+            prev = self.submit(tasks.last_row, self.X[j], home=j)
         self.n_step_evals += sum(self.client.gather(counts))
 
 
@@ -311,8 +337,8 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
         # The cost of one step of the plain loop, timed on the first steps (then exact).
         k = min(n, _PROBE_STEPS, run.bounds[0][1])
         run.fill(st, k)
-        out = run.submit(tasks.probe, run.chain_f, run.spec, run.X[0], run.x0, k)
-        run.X[0] = run.item(out, 0)
+        out = run.submit(tasks.probe, run.chain_f, run.spec, run.X[0], run.x0, k, home=0)
+        run.X[0] = run.item(out, 0, home=0)
         st.t_step, evals = run.item(out, 1).result(), run.item(out, 2).result()
         run.n_step_evals += evals
         st.p = k

@@ -113,7 +113,7 @@ def sequential(chain, spec: Spec, X, prev, a: int, start: int, size: int):
     X = xp.empty((size, *spec.batch, spec.m), dtype=spec.dtype) if X is None else xp.asarray(X, copy=True)
     x = prev[None, ...]
     stop = a + X.shape[0]
-    with kernel_slot():
+    if True:  # the chain's own calls: no kernel slot (see evaluate)
         for c0 in range(start, stop, _SEQ_BLOCK):
             c1 = min(stop, c0 + _SEQ_BLOCK)
             outs = []
@@ -149,8 +149,10 @@ def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
     Xa = X[lo:, ...]
     Xprev = xp.concat([prev[None, ...], X[lo : s_all - 1, ...]], axis=0) if s > 1 else prev[None, ...]
     ks = xp.arange(start, start + s)
-    with np.errstate(all="ignore"), kernel_slot():
+    with np.errstate(all="ignore"):
+        # The chain runs outside the kernel slot: its own code decides its threads and locks.
         F, A = ev.linearize(xp.asarray(Xprev, copy=True), ks, opts.kind)
+    with np.errstate(all="ignore"), kernel_slot():
         R = F - Xa
         method = choose("recurrence", "auto", be, B, s) if be.is_numba else opts.recurrence_method
         dX = linear_step(be, opts, A, R, s, spec.batch, spec.m, None, method)

@@ -1,0 +1,326 @@
+"""Benchmarks of pcrsolve.dask: chunked solves against the single-machine solve, and the
+distributed chain solver on an emulated expensive chain.
+
+    python benchmarks/run.py --only dask [--quick]
+    python benchmarks/bench_dask.py [--quick]
+
+Cases (``run(quick)`` returns one dict per row):
+
+- ``graph build``: time to build the graph (nothing is computed) and its task count, for one
+  system of 2^23 unknowns in 8, 64 and 512 sequence chunks and for 512 x 8192 systems in 8
+  batch chunks.
+- ``one system, 8 sequence chunks``: ``pcrsolve.dask.solve_tridiagonal`` on 2^23 unknowns in
+  8 chunks (threaded scheduler, the partition method) against ``pcrsolve.solve_tridiagonal``
+  on the NumPy arrays (target >= 0.7x: chunking costs little).
+- ``512 x 8192, 8 batch chunks``: the same with the batch axis chunked (target >= 0.7x).
+- ``emulated chain, W workers``: a tanh MLP chain of 512 steps (m = 8; weights
+  ``0.5 N(0, 1/m)``, biases ``0.1 N(0, 1)``: Newton needs 4 sweeps) whose step sleeps
+  10 ms per step and whose Jacobian sleeps 2.5 ms per step (sleeping releases the GIL: a
+  stand-in for a simulation step or a remote model), solved by ``pcrsolve.dask.solve_chain``
+  on a ``LocalCluster`` of W = 1, 2, 4, 8, 16 single-threaded in-process workers against the
+  sequential loop (target >= 2.5x at 16 workers). EMULATED: the workers share this
+  machine's cores; only the sleeps run in parallel.
+- ``cost model``: per-task and round-trip overheads measured on the cluster, fitted with the
+  sweeps and active chunks of each run into ``T_W = t0 + sum_s [ceil(P_s / W) L c + k P_s tau
+  + r]``; prints predicted against measured times, the break-even number of workers and the
+  speed-ups projected to 64 .. 1024 workers (a chain of 64 steps per worker, same per-step
+  costs and sweeps, the scheduler on its own core).
+
+Baseline and candidate are timed in alternation; ratios are medians of per-round ratios
+(baseline / candidate, > 1: the Dask path is faster). Results are checked first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pcrsolve as pcr
+
+SUITE = "dask"
+T_STEP, T_JAC = 0.010, 0.0025  # emulated seconds per step and per Jacobian
+
+
+def _interleaved(baseline, candidate, rounds: int) -> dict[str, float]:
+    tb, tc = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        baseline()
+        tb.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        candidate()
+        tc.append(time.perf_counter() - t)
+    tb, tc = np.array(tb), np.array(tc)
+    return {
+        "t_baseline": float(np.median(tb)),
+        "t_candidate": float(np.median(tc)),
+        "ratio": float(np.median(tb / tc)),
+    }
+
+
+# ----------------------------------------------------------------------------- linear
+
+
+def _system(rng, batch: tuple[int, ...], n: int):
+    d = 4.0 + rng.random((*batch, n))
+    dl, du = rng.random((*batch, n - 1)), rng.random((*batch, n - 1))
+    return dl, d, du, rng.standard_normal((*batch, n))
+
+
+def _dask_inputs(arrays, chunks):
+    import dask.array as da
+
+    return [da.from_array(a, chunks=chunks) for a in arrays]
+
+
+def _tasks(x) -> int:
+    return len(dict(x.__dask_graph__()))
+
+
+def linear_cases(quick: bool) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    rounds = 2 if quick else 5
+    n = 2**18 if quick else 2**23
+    B, n2 = (64, 2048) if quick else (512, 8192)
+    one = _system(rng, (), n)
+    many = _system(rng, (B,), n2)
+    rows = []
+    for P in (8, 64, 512):
+        arrays = _dask_inputs(one, -(-n // P))
+        t = time.perf_counter()
+        x = pcr.dask.solve_tridiagonal(*arrays)
+        build = time.perf_counter() - t
+        rows.append({"case": "graph build", "n": n, "chunks": P, "tasks": _tasks(x), "build_ms": 1e3 * build})
+    arrays = _dask_inputs(many, (B // 8, -1))
+    t = time.perf_counter()
+    x = pcr.dask.solve_tridiagonal(*arrays)
+    rows.append(
+        {
+            "case": "graph build",
+            "batch": B,
+            "n": n2,
+            "chunks": 8,
+            "tasks": _tasks(x),
+            "build_ms": 1e3 * (time.perf_counter() - t),
+        }
+    )
+    for case, data, chunks, params in (
+        ("one system, 8 sequence chunks", one, -(-n // 8), {"n": n}),
+        ("512 x 8192, 8 batch chunks", many, (B // 8, -1), {"batch": B, "n": n2}),
+    ):
+        x = pcr.dask.solve_tridiagonal(*_dask_inputs(data, chunks))
+        ref = pcr.solve_tridiagonal(*data)
+        got = x.compute(scheduler="threads")
+        err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+        timing = _interleaved(
+            lambda: pcr.solve_tridiagonal(*data), lambda: x.compute(scheduler="threads"), rounds
+        )
+        rows.append(
+            {
+                "case": case,
+                **params,
+                "method": "auto",
+                "baseline": "pcrsolve.solve_tridiagonal (NumPy)",
+                "tasks": _tasks(x),
+                "max_rel_error": err,
+                **timing,
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------- chain
+
+
+class EmulatedChain:
+    """A tanh MLP whose step sleeps ``T_STEP`` and whose Jacobian ``T_JAC`` per step."""
+
+    def __init__(self, n: int, m: int = 8, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.W = 0.5 * rng.standard_normal((n, m, m)) / np.sqrt(m)
+        self.b = 0.1 * rng.standard_normal((n, m))
+
+    def step(self, x, k):
+        time.sleep(T_STEP * len(k))
+        return np.tanh(np.einsum("kij,kj->ki", self.W[k], x) + self.b[k])
+
+    def jac(self, x, k):
+        time.sleep(T_JAC * len(k))
+        y = np.tanh(np.einsum("kij,kj->ki", self.W[k], x) + self.b[k])
+        return (1 - y * y)[:, :, None] * self.W[k]
+
+
+def _overheads(client, repeats: int = 20) -> tuple[float, float]:
+    """``(tau, r)``: seconds per no-op task in a batch, and per client round trip."""
+    client.submit(int, 0, pure=False).result()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        client.submit(int, 0, pure=False).result()
+    r = (time.perf_counter() - t) / repeats
+    k = 200
+    t = time.perf_counter()
+    futures = client.map(int, range(k), pure=False)
+    client.gather(futures)
+    tau = max((time.perf_counter() - t - r) / k, 0.0)
+    return tau, r
+
+
+def chain_cases(quick: bool) -> list[dict[str, Any]]:
+    from distributed import Client, LocalCluster
+
+    n = 128 if quick else 512
+    workers = (1, 4) if quick else (1, 2, 4, 8, 16)
+    rounds = 1 if quick else 2
+    chain = EmulatedChain(n)
+    x0 = np.zeros(8)
+    ref = pcr.sequential_chain(chain, x0, n)
+    rows, fits = [], []
+    for W in workers:
+        with LocalCluster(
+            n_workers=W, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster:
+            with Client(cluster) as client:
+                tau, r = _overheads(client)
+                seen: list[dict] = []
+                sol = pcr.dask.solve_chain(chain, x0, n, client=client, callback=seen.append)
+                err = float(np.max(np.abs(sol.states.compute() - ref)))
+                chunk = -(-n // W)
+                timing = _interleaved(
+                    lambda: pcr.sequential_chain(chain, x0, n),
+                    lambda: pcr.dask.solve_chain(chain, x0, n, client=client),
+                    rounds,
+                )
+        active = [-(-n // chunk) - s["window"][0] // chunk for s in seen]
+        fits.append(
+            {"W": W, "chunk": chunk, "active": active, "tau": tau, "r": r, "t": timing["t_candidate"]}
+        )
+        rows.append(
+            {
+                "case": "emulated chain (sleeps)",
+                "n_steps": n,
+                "m": 8,
+                "workers": W,
+                "method": "newton",
+                "baseline": "sequential loop",
+                "iterations": sol.iterations,
+                "sweeps": len(sol.residuals),
+                "status": sol.status,
+                "tau_ms": 1e3 * tau,
+                "roundtrip_ms": 1e3 * r,
+                "max_error": err,
+                **timing,
+            }
+        )
+    rows += cost_model(fits, n)
+    return rows
+
+
+def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
+    """Fit ``T_W = t0 + sum_s [ceil(P_s/W) L c + k P_s tau + r]``; predict, break even, project."""
+    c = T_STEP + T_JAC  # seconds of chain work per step and sweep
+    k_tasks = 6  # tasks per active chunk and sweep (evaluate, summary, complete, 3 small getters)
+
+    def work(f):
+        return sum(
+            math.ceil(P / f["W"]) * f["chunk"] * c + k_tasks * P * f["tau"] + f["r"] for P in f["active"]
+        )
+
+    # t0 (probe, setup, result assembly): least squares over the runs, given the rest
+    t0 = max(float(np.mean([f["t"] - work(f) for f in fits])), 0.0)
+    t_seq = n * T_STEP
+    rows = []
+    for f in fits:
+        pred = t0 + work(f)
+        rows.append(
+            {
+                "case": "cost model: predicted vs measured",
+                "workers": f["W"],
+                "predicted_s": pred,
+                "measured_s": f["t"],
+                "ratio": t_seq / pred,
+                "sweeps": len(f["active"]),
+            }
+        )
+    S = float(np.median([len(f["active"]) for f in fits]))
+    tau = float(np.median([f["tau"] for f in fits]))
+    r = float(np.median([f["r"] for f in fits]))
+
+    def projected(W: int, steps_per_worker: int = 64) -> float:
+        # a chain of 64 steps per worker, one chunk per worker, every chunk active every sweep
+        N = W * steps_per_worker
+        return (N * T_STEP) / (t0 + S * (steps_per_worker * c + k_tasks * W * tau + r))
+
+    breakeven = next((W for W in range(1, 4097) if projected(W) > 1.0), None)
+    rows.append(
+        {
+            "case": "cost model: fit",
+            "t0_s": t0,
+            "tau_ms": 1e3 * tau,
+            "roundtrip_ms": 1e3 * r,
+            "sweeps": S,
+            "c_ms": 1e3 * c,
+            "breakeven_workers": breakeven,
+        }
+    )
+    for W in (64, 128, 256, 512, 1024):
+        rows.append(
+            {
+                "case": "cost model: projected (emulated costs)",
+                "workers": W,
+                "n_steps": 64 * W,
+                "ratio": projected(W),
+            }
+        )
+    return rows
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Every case; ``quick`` shrinks sizes and worker counts."""
+    rows = linear_cases(quick) + chain_cases(quick)
+    _print(rows)
+    return rows
+
+
+def _print(rows) -> None:
+    for r in rows:
+        case = r["case"]
+        if case == "graph build":
+            print(
+                f"  graph build: n={r['n']} batch={r.get('batch', 1)} chunks={r['chunks']}: {r['tasks']} tasks, {r['build_ms']:.1f} ms"
+            )
+        elif case == "cost model: fit":
+            print(
+                f"  cost model fit: t0 {r['t0_s']:.2f} s, tau {r['tau_ms']:.2f} ms/task, round trip "
+                f"{r['roundtrip_ms']:.1f} ms, {r['sweeps']:g} sweeps, c {r['c_ms']:.1f} ms/step; "
+                f"break-even at {r['breakeven_workers']} workers"
+            )
+        elif case.startswith("cost model: predicted"):
+            print(
+                f"  W={r['workers']:>4}: predicted {r['predicted_s']:.2f} s, measured {r['measured_s']:.2f} s"
+            )
+        elif case.startswith("cost model: projected"):
+            print(
+                f"  projected (EMULATED costs) W={r['workers']:>5}, {r['n_steps']} steps: {r['ratio']:.1f}x"
+            )
+        else:
+            extra = f" W={r['workers']}" if "workers" in r else ""
+            print(
+                f"  {case}{extra}: {r['ratio']:.2f}x ({1e3 * r['t_baseline']:.0f} ms vs {1e3 * r['t_candidate']:.0f} ms)"
+            )
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    print(json.dumps(run(args.quick), indent=1, default=str))
