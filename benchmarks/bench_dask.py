@@ -123,7 +123,9 @@ def linear_cases(quick: bool) -> list[dict[str, Any]]:
         got = x.compute(scheduler="threads")
         err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
         timing = _interleaved(
-            lambda: pcr.solve_tridiagonal(*data), lambda: x.compute(scheduler="threads"), rounds
+            lambda data=data: pcr.solve_tridiagonal(*data),
+            lambda x=x: x.compute(scheduler="threads"),
+            rounds,
         )
         rows.append(
             {
@@ -284,10 +286,49 @@ def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
     return rows
 
 
+def plot(rows, path) -> None:
+    """Speed-up against workers: measured, predicted by the fitted model, projected."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [(r["workers"], r["ratio"]) for r in rows if r["case"] == "emulated chain (sleeps)"]
+    predicted = [(r["workers"], r["ratio"]) for r in rows if r["case"].startswith("cost model: predicted")]
+    projected = [(r["workers"], r["ratio"]) for r in rows if r["case"].startswith("cost model: projected")]
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=100)
+    for pts, style, label in (
+        (measured, "o-", "measured (emulated chain, 512 steps)"),
+        (predicted, "s--", "cost model, fitted"),
+        (projected, "^:", "cost model, projected (64 steps per worker)"),
+    ):
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, style, ms=4, label=label)
+    ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("workers")
+    ax.set_ylabel("speed-up over the sequential loop")
+    ax.set_title("solve_chain on Dask: emulated 10 ms steps, 2.5 ms Jacobians", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    """Every case; ``quick`` shrinks sizes and worker counts."""
+    """Every case; ``quick`` shrinks sizes and worker counts. A full run also plots the
+    speed-ups into ``docs/_static/bench/dask_cost_model.png``."""
     rows = linear_cases(quick) + chain_cases(quick)
     _print(rows)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    results = os.path.join(root, "benchmarks", "results")
+    os.makedirs(results, exist_ok=True)
+    plot(rows, os.path.join(results, "dask_cost_model.png"))
+    if not quick:
+        plot(rows, os.path.join(root, "docs", "_static", "bench", "dask_cost_model.png"))
     return rows
 
 
@@ -295,9 +336,8 @@ def _print(rows) -> None:
     for r in rows:
         case = r["case"]
         if case == "graph build":
-            print(
-                f"  graph build: n={r['n']} batch={r.get('batch', 1)} chunks={r['chunks']}: {r['tasks']} tasks, {r['build_ms']:.1f} ms"
-            )
+            where = f"n={r['n']} batch={r.get('batch', 1)} chunks={r['chunks']}"
+            print(f"  graph build: {where}: {r['tasks']} tasks, {r['build_ms']:.1f} ms")
         elif case == "cost model: fit":
             print(
                 f"  cost model fit: t0 {r['t0_s']:.2f} s, tau {r['tau_ms']:.2f} ms/task, round trip "
@@ -314,9 +354,8 @@ def _print(rows) -> None:
             )
         else:
             extra = f" W={r['workers']}" if "workers" in r else ""
-            print(
-                f"  {case}{extra}: {r['ratio']:.2f}x ({1e3 * r['t_baseline']:.0f} ms vs {1e3 * r['t_candidate']:.0f} ms)"
-            )
+            times = f"{1e3 * r['t_baseline']:.0f} ms vs {1e3 * r['t_candidate']:.0f} ms"
+            print(f"  {case}{extra}: {r['ratio']:.2f}x ({times})")
 
 
 if __name__ == "__main__":

@@ -339,3 +339,22 @@ def test_xarray_apply_ufunc_along_a_chunked_core_dimension():
     assert y.chunks == u.chunks
     ref = reference.linear_recurrence(np.full((50, 1), 0.8), 0.2 * np.sin(t)[:, None])[:, 0]
     np.testing.assert_allclose(y.compute().values, np.broadcast_to(ref, (3, 50)), rtol=1e-12)
+
+
+def test_demo_case_solves_a_chunked_system():
+    import io
+
+    from pcrsolve import _demo
+
+    row = _demo.dask_chunked(n=1000, chunks=4, rounds=1)
+    assert row.error < 1e-12 and row.extra["chunks"] == (250,) * 4
+    assert 10 <= row.extra["tasks"] <= 80
+    out = io.StringIO()
+    assert (
+        _demo.main(
+            file=out,
+            cases=[("Dask, sequence chunked", _demo.dask_chunked, {"n": 999, "chunks": 3, "rounds": 1})],
+        )
+        == 0
+    )
+    assert "3 chunks of 333 rows" in out.getvalue()

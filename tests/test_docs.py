@@ -25,10 +25,11 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.IGNORE_EXCEPTI
 def _modules():
     """(module name, module) of the public namespaces that exist in this build."""
     mods = [("pcrsolve", pcrsolve)]
-    try:
-        mods.append(("pcrsolve.adapters", importlib.import_module("pcrsolve.adapters")))
-    except ImportError:  # pragma: no cover - adapters not in this build
-        pass
+    for name in ("pcrsolve.adapters", "pcrsolve.dask"):
+        try:
+            mods.append((name, importlib.import_module(name)))
+        except ImportError:  # pragma: no cover - not in this build (or Dask not installed)
+            pass
     return mods
 
 
