@@ -20,11 +20,12 @@ Cases (``run(quick)`` returns one dict per row):
   on a ``LocalCluster`` of W = 1, 2, 4, 8, 16 single-threaded in-process workers against the
   sequential loop (target >= 2.5x at 16 workers). EMULATED: the workers share this
   machine's cores; only the sleeps run in parallel.
-- ``cost model``: per-task and round-trip overheads measured on the cluster, fitted with the
-  sweeps and active chunks of each run into ``T_W = t0 + sum_s [ceil(P_s / W) L c + k P_s tau
-  + r]``; prints predicted against measured times, the break-even number of workers and the
-  speed-ups projected to 64 .. 1024 workers (a chain of 64 steps per worker, same per-step
-  costs and sweeps, the scheduler on its own core).
+- ``cost model``: the round trip ``r`` measured on the cluster; with each run's sweeps, active
+  chunks and sequential fallback, ``T_W = t0 + sum_s [ceil(P_s / W) L c + (6 P_s + 2) tau + r]
+  + fallback`` is fitted (``t0``, ``tau``) by least squares; prints predicted against measured
+  times, the predicted break-even number of workers for this chain and the speed-ups projected
+  to 64 .. 1024 workers (a chain of 64 steps per worker, the same per-step costs, sweeps and
+  per-task cost: the projection shows where the one scheduler becomes the limit).
 
 Baseline and candidate are timed in alternation; ratios are medians of per-round ratios
 (baseline / candidate, > 1: the Dask path is faster). Results are checked first.
@@ -49,6 +50,8 @@ import pcrsolve as pcr
 
 SUITE = "dask"
 T_STEP, T_JAC = 0.010, 0.0025  # emulated seconds per step and per Jacobian
+_PROBE = 3  # steps solve_chain runs sequentially first (to time the loop)
+_TASKS_PER_CHUNK = 6  # tasks per active chunk and sweep (evaluate, summary, complete, 3 small ones)
 
 
 def _interleaved(baseline, candidate, rounds: int) -> dict[str, float]:
@@ -95,6 +98,7 @@ def linear_cases(quick: bool) -> list[dict[str, Any]]:
     one = _system(rng, (), n)
     many = _system(rng, (B,), n2)
     rows = []
+    pcr.dask.solve_tridiagonal(*_dask_inputs(_system(rng, (), 64), 16))  # imports, first-call costs
     for P in (8, 64, 512):
         arrays = _dask_inputs(one, -(-n // P))
         t = time.perf_counter()
@@ -203,8 +207,17 @@ def chain_cases(quick: bool) -> list[dict[str, Any]]:
                     rounds,
                 )
         active = [-(-n // chunk) - s["window"][0] // chunk for s in seen]
+        fallback = n - seen[-1]["prefix"] if sol.status == "sequential" and seen else 0
         fits.append(
-            {"W": W, "chunk": chunk, "active": active, "tau": tau, "r": r, "t": timing["t_candidate"]}
+            {
+                "W": W,
+                "chunk": chunk,
+                "active": active,
+                "fallback": fallback,
+                "tau": tau,
+                "r": r,
+                "t": timing["t_candidate"],
+            }
         )
         rows.append(
             {
@@ -227,22 +240,32 @@ def chain_cases(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _work(f: dict, c: float) -> tuple[float, float, float]:
+    """``(compute seconds, tasks, round trips)`` of one run: its sweeps, probe and fallback."""
+    compute = _PROBE * T_STEP + f["fallback"] * T_STEP
+    compute += sum(math.ceil(P / f["W"]) * f["chunk"] * c for P in f["active"])
+    tasks = sum(_TASKS_PER_CHUNK * P + 2 for P in f["active"]) + 3 * math.ceil(f["fallback"] / f["chunk"])
+    return compute, tasks, len(f["active"]) + 3
+
+
 def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
-    """Fit ``T_W = t0 + sum_s [ceil(P_s/W) L c + k P_s tau + r]``; predict, break even, project."""
-    c = T_STEP + T_JAC  # seconds of chain work per step and sweep
-    k_tasks = 6  # tasks per active chunk and sweep (evaluate, summary, complete, 3 small getters)
+    """Fit ``T = t0 + compute + tau_eff tasks + r round_trips`` by least squares; predict, project.
 
-    def work(f):
-        return sum(
-            math.ceil(P / f["W"]) * f["chunk"] * c + k_tasks * P * f["tau"] + f["r"] for P in f["active"]
-        )
-
-    # t0 (probe, setup, result assembly): least squares over the runs, given the rest
-    t0 = max(float(np.mean([f["t"] - work(f) for f in fits])), 0.0)
+    ``compute`` is the emulated work on the critical path (``ceil(P_s / W) L c`` per sweep, the
+    probe, the sequential fallback), ``r`` the measured round trip; ``t0`` (setup) and
+    ``tau_eff`` (the cost of a task inside a sweep, contention included) are fitted.
+    """
+    c = T_STEP + T_JAC
+    parts = [_work(f, c) for f in fits]
+    r = float(np.median([f["r"] for f in fits]))
+    y = np.array([f["t"] - cw - r * rt for f, (cw, _, rt) in zip(fits, parts)])
+    X = np.array([[1.0, tasks] for _, tasks, _ in parts])
+    (t0, tau_eff), *_ = np.linalg.lstsq(X, y, rcond=None)
+    t0, tau_eff = max(float(t0), 0.0), max(float(tau_eff), 0.0)
     t_seq = n * T_STEP
     rows = []
-    for f in fits:
-        pred = t0 + work(f)
+    for f, (cw, tasks, rt) in zip(fits, parts):
+        pred = t0 + cw + tau_eff * tasks + r * rt
         rows.append(
             {
                 "case": "cost model: predicted vs measured",
@@ -253,21 +276,22 @@ def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
                 "sweeps": len(f["active"]),
             }
         )
-    S = float(np.median([len(f["active"]) for f in fits]))
-    tau = float(np.median([f["tau"] for f in fits]))
-    r = float(np.median([f["r"] for f in fits]))
+    converged = [len(f["active"]) for f in fits if f["fallback"] == 0] or [len(f["active"]) for f in fits]
+    S = float(np.median(converged))
 
-    def projected(W: int, steps_per_worker: int = 64) -> float:
-        # a chain of 64 steps per worker, one chunk per worker, every chunk active every sweep
-        N = W * steps_per_worker
-        return (N * T_STEP) / (t0 + S * (steps_per_worker * c + k_tasks * W * tau + r))
+    def predicted(W: int, steps: int) -> float:
+        """Speed-up of a chain of ``steps`` steps, one chunk per worker active in all S sweeps."""
+        L = math.ceil(steps / W)
+        T = t0 + _PROBE * T_STEP + S * (L * c + tau_eff * (_TASKS_PER_CHUNK * W + 2) + r)
+        return steps * T_STEP / T
 
-    breakeven = next((W for W in range(1, 4097) if projected(W) > 1.0), None)
+    breakeven = next((W for W in range(1, n + 1) if predicted(W, n) > 1.0), None)
     rows.append(
         {
             "case": "cost model: fit",
             "t0_s": t0,
-            "tau_ms": 1e3 * tau,
+            "tau_ms": 1e3 * float(np.median([f["tau"] for f in fits])),
+            "tau_eff_ms": 1e3 * tau_eff,
             "roundtrip_ms": 1e3 * r,
             "sweeps": S,
             "c_ms": 1e3 * c,
@@ -280,7 +304,7 @@ def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
                 "case": "cost model: projected (emulated costs)",
                 "workers": W,
                 "n_steps": 64 * W,
-                "ratio": projected(W),
+                "ratio": predicted(W, 64 * W),
             }
         )
     return rows
@@ -340,9 +364,10 @@ def _print(rows) -> None:
             print(f"  graph build: {where}: {r['tasks']} tasks, {r['build_ms']:.1f} ms")
         elif case == "cost model: fit":
             print(
-                f"  cost model fit: t0 {r['t0_s']:.2f} s, tau {r['tau_ms']:.2f} ms/task, round trip "
-                f"{r['roundtrip_ms']:.1f} ms, {r['sweeps']:g} sweeps, c {r['c_ms']:.1f} ms/step; "
-                f"break-even at {r['breakeven_workers']} workers"
+                f"  cost model fit: t0 {r['t0_s']:.2f} s, tau {r['tau_ms']:.2f} ms/task (no-op), "
+                f"{r['tau_eff_ms']:.2f} ms/task in sweeps (fitted), round trip {r['roundtrip_ms']:.1f} ms, "
+                f"{r['sweeps']:g} sweeps, c {r['c_ms']:.1f} ms/step; predicted break-even at "
+                f"{r['breakeven_workers']} workers"
             )
         elif case.startswith("cost model: predicted"):
             print(
