@@ -150,6 +150,28 @@ def test_block_bidiagonal(rng, chunking, lower):
     _close(x.compute(scheduler="sync"), reference.solve_block_bidiagonal(D, E, rhs, lower=lower), np.float64)
 
 
+@pytest.mark.kernels
+@pytest.mark.parametrize("L", [1, 2, 5, 17])
+def test_tips_kernel_matches_the_dense_inverse(rng, L):
+    from pcrsolve.dask._kernels import tridiagonal_tips
+
+    dl, d, du, r = systems.tridiagonal(rng, (3,), L, np.float64)
+    a, c = rng.standard_normal(3), rng.standard_normal(3)
+    out, info = tridiagonal_tips(dl, d, du, r, a, c)
+    inv = np.linalg.inv(reference.dense_tridiagonal(dl, d, du))
+    y = np.einsum("bij,bj->bi", inv, r)
+    v, w = inv[:, :, 0] * a[:, None], inv[:, :, -1] * c[:, None]
+    ends = [np.stack([y[:, i], v[:, i], w[:, i]], axis=-1) for i in (0, -1)]
+    np.testing.assert_allclose(out, np.stack(ends, axis=1), rtol=1e-12, atol=1e-14)
+    assert not info.any()
+    d[1, min(L - 1, 1)] = 0.0  # a zero pivot (and no off-diagonals to save it when L is 1)
+    if L == 1:
+        assert tridiagonal_tips(dl, d, du, r, a, c)[1][1] == 1
+    else:
+        dl[1], du[1] = 0.0, 0.0
+        assert tridiagonal_tips(dl, d, du, r, a, c)[1][1] > 0
+
+
 # ----------------------------------------------------------------------- graphs
 
 

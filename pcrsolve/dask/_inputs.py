@@ -7,7 +7,6 @@ error messages are the same as on one machine and building a graph allocates not
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -199,8 +198,3 @@ def _pad(a: da.Array, axis: int, side: str) -> da.Array:
     zero = da.zeros(tuple(shape), dtype=a.dtype, chunks=tuple(chunks), meta=a._meta)
     parts = [zero, a] if side == "lower" else [a, zero]
     return da.concatenate(parts, axis=axis)
-
-
-def block_extent(chunks: tuple[tuple[int, ...], ...]) -> int:
-    """The number of blocks of a chunk grid."""
-    return math.prod(len(c) for c in chunks)
