@@ -64,11 +64,18 @@ def _chunk_bounds(n: int, chunk_steps: int | None, client) -> list[tuple[int, in
 
 
 class _Run:
-    """The client's view of one distributed solve: chunk futures, counters, the sweep."""
+    """The client's view of one distributed solve: chunk futures, counters, the sweep.
+
+    ``X[j]`` is a future of chunk ``j``'s iterate: an array, or after a sweep the pair
+    ``(iterate, small)`` its completion returned (unpacked on the workers, see
+    :func:`._chain_tasks.unpack`), so that no task is spent splitting it. ``small[j]`` is a
+    future of that ``small`` part (errors, counts, the chunk's last state), or None.
+    """
 
     def __init__(self, client, chain_f, spec, bounds, X, x0, ev_counts) -> None:
         self.client, self.chain_f, self.spec, self.bounds = client, chain_f, spec, bounds
         self.X = X  # futures, one per chunk
+        self.small: list[Any] = [None] * len(bounds)
         self.x0 = x0
         self.n_step_evals, self.n_jac_evals = ev_counts
         # Each chunk has a home worker (round robin), where its tasks are asked to run: the
@@ -85,33 +92,37 @@ class _Run:
     def item(self, fut, i, home: int | None = None):
         return self.submit(operator.getitem, fut, i, home=home)
 
+    def set(self, j: int, X) -> None:
+        self.X[j], self.small[j] = X, None
+
     def chunk_of(self, step: int) -> int:
         return next(j for j, (a, b) in enumerate(self.bounds) if a <= step < b)
 
     def state_before(self, p: int):
-        """The (exact) state before step ``p``: ``x0`` or a future of it."""
+        """The state before step ``p``: ``x0`` or a future of it."""
         if p == 0:
             return self.x0
         j = self.chunk_of(p - 1)
-        a = self.bounds[j][0]
-        return self.submit(operator.getitem, self.X[j], p - 1 - a, home=j)
+        return self.submit(tasks.row, self.X[j], p - 1 - self.bounds[j][0], home=j)
 
     def fill(self, st: State, e: int) -> None:
-        """Chunks entering a window for the first time start from the latest state."""
+        """Chunks entering a window for the first time start from the latest state (as on one
+        machine: the state before the first step not filled yet)."""
         if e <= st.filled:
             return
+        src = self.state_before(st.filled)
         for j, (a, b) in enumerate(self.bounds):
             if a >= st.filled and a < e:
-                src = self.state_before(a)
-                self.X[j] = self.submit(tasks.initial, src, b - a, home=j)
+                self.set(j, self.submit(tasks.initial, src, b - a, home=j))
         st.filled = max(st.filled, self.bounds[self.chunk_of(e - 1)][1])
 
     def sweep(self, p: int, e: int, omega: float, prev: float | None):
         """One distributed sweep over the chunks that hold steps ``[p, e)``.
 
-        The sweep's tasks go to the scheduler as one graph (one message, not one per task).
-        Returns ``(n_ok, max_err, bad_element, t_eval)``, ``t_eval`` the longest chunk's
-        evaluation time (the sweep's time without scheduling costs).
+        The sweep's tasks go to the scheduler as one graph (one message, not one per task):
+        per chunk an evaluation, its summary, a completion and the completion's small part;
+        one carries task and one decision. Returns ``(n_ok, max_err, bad_element, t_eval)``,
+        ``t_eval`` the longest chunk's evaluation time (the sweep without scheduling costs).
         """
         active = [j for j, (a, b) in enumerate(self.bounds) if b > p and a < e]
         kind = self.spec.opts.kind
@@ -119,27 +130,32 @@ class _Run:
         for i, j in enumerate(active):
             a = self.bounds[j][0]
             with self.at(j):
-                prev_state = before if i == 0 else self.task(tasks.last_row)(self.X[active[i - 1]])
+                if i == 0:
+                    prev_state = before
+                else:  # the last state of the chunk before: from its completion, when it has one
+                    k = active[i - 1]
+                    prev_state = (
+                        self.small[k] if self.small[k] is not None else self.task(tasks.row)(self.X[k], -1)
+                    )
                 ev = self.task(tasks.evaluate)(self.chain_f, self.spec, self.X[j], prev_state, a, max(a, p))
                 evals.append(ev)
                 summaries.append(self.task(tasks.summary)(ev))
         carry = self.task(tasks.carries)(kind, *summaries)
-        new_X, errs, first_bad = [], [], None
+        outs, smalls = [], []
         for i, j in enumerate(active):
             a = self.bounds[j][0]
             with self.at(j):
                 out = self.task(tasks.complete)(
                     self.spec, evals[i], self.X[j], carry, i, omega, i == 0, a, max(a, p)
                 )
-                new_X.append(out[0])
-                errs.append(out[1])
-                if i == 0:
-                    first_bad = out[2]
-        decided = self.task(tasks.decide)(self.spec.opts, prev, first_bad, *errs)
-        *futures, result = self.client.compute([*new_X, decided])
-        for j, f in zip(active, futures):
-            self.X[j] = f
-        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = result.result()  # the sweep's one round trip
+                outs.append(out)
+                smalls.append(out[1])
+        decided = self.task(tasks.decide)(self.spec.opts, prev, *smalls)
+        futures = self.client.compute([*outs, *smalls, decided])
+        k = len(active)
+        for i, j in enumerate(active):
+            self.X[j], self.small[j] = futures[i], futures[k + i]
+        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = futures[-1].result()  # the one round trip
         self.n_step_evals += s_evals
         self.n_jac_evals += j_evals
         return n_ok, max_err, bad, t_eval
@@ -159,15 +175,18 @@ class _Run:
         prev = self.state_before(p)
         counts = []
         for j in range(self.chunk_of(p), len(self.bounds)):
-            a = self.bounds[j][0]
-            b = self.bounds[j][1]
+            a, b = self.bounds[j]
             out = self.submit(
                 tasks.sequential, self.chain_f, self.spec, self.X[j], prev, a, max(a, p), b - a, home=j
             )
-            self.X[j] = self.item(out, 0, home=j)
+            self.set(j, self.item(out, 0, home=j))
             counts.append(self.item(out, 1, home=j))
-            prev = self.submit(tasks.last_row, self.X[j], home=j)
+            prev = self.submit(tasks.row, self.X[j], -1, home=j)
         self.n_step_evals += sum(self.client.gather(counts))
+
+    def arrays(self) -> list[Any]:
+        """Futures of the chunks' iterates as plain arrays."""
+        return [self.submit(tasks.unpack, f, home=j) for j, f in enumerate(self.X)]
 
 
 def solve_chain(
@@ -338,7 +357,7 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
         k = min(n, _PROBE_STEPS, run.bounds[0][1])
         run.fill(st, k)
         out = run.submit(tasks.probe, run.chain_f, run.spec, run.X[0], run.x0, k, home=0)
-        run.X[0] = run.item(out, 0, home=0)
+        run.set(0, run.item(out, 0, home=0))
         st.t_step, evals = run.item(out, 1).result(), run.item(out, 2).result()
         run.n_step_evals += evals
         st.p = k
@@ -427,7 +446,7 @@ def _solution(run: _Run, n, x, converged, iterations, residuals, status, message
     meta = np.empty((0,) * (x.ndim + 1), dtype=x.dtype)
     parts = [
         da.from_delayed(f, shape=(b - a, *x.shape), dtype=x.dtype, meta=meta)
-        for f, (a, b) in zip(run.X, run.bounds)
+        for f, (a, b) in zip(run.arrays(), run.bounds)
     ]
     states = da.concatenate(parts, axis=0) if parts else da.empty((0, *x.shape), dtype=x.dtype)
     return ChainSolution(

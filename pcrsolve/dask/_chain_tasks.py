@@ -35,10 +35,11 @@ __all__ = [
     "decide",
     "evaluate",
     "initial",
-    "last_row",
     "probe",
+    "row",
     "sequential",
     "summary",
+    "unpack",
 ]
 
 
@@ -70,14 +71,24 @@ class Evaluated:
     evals: tuple[int, int, float]  # step and Jacobian evaluations, evaluation seconds
 
 
-def initial(x0, size: int):
-    """A chunk's first iterate: ``x0`` repeated."""
-    return np.repeat(np.asarray(x0)[None, ...], size, axis=0) if size else np.empty((0, *np.shape(x0)))
+def unpack(X):
+    """A chunk's iterate from what its last task left: the array, or ``(array, small)``."""
+    return X[0] if isinstance(X, tuple) else X
 
 
-def last_row(X):
-    """The chunk's last state ``(*batch, m)``."""
-    return X[-1, ...]
+def row(X, i: int):
+    """State ``i`` of a chunk ``(*batch, m)``."""
+    return unpack(X)[i, ...]
+
+
+def _state(prev):
+    """A state ``(*batch, m)``, or the last one of a completion's small part."""
+    return prev[3] if isinstance(prev, tuple) else prev
+
+
+def initial(x, size: int):
+    """A chunk's first iterate: the state ``x`` repeated."""
+    return np.repeat(np.asarray(x)[None, ...], size, axis=0) if size else np.empty((0, *np.shape(x)))
 
 
 def probe(chain, spec: Spec, X, x0, k: int):
@@ -87,7 +98,7 @@ def probe(chain, spec: Spec, X, x0, k: int):
     """
     ev, be = spec.evaluator(chain, x0)
     xp = be.xp
-    X = xp.asarray(X, copy=True)
+    X = xp.asarray(unpack(X), copy=True)
     times = []
     x = x0[None, ...]
     for i in range(k):
@@ -97,6 +108,8 @@ def probe(chain, spec: Spec, X, x0, k: int):
         if not bool(xp.all(xp.isfinite(x))):
             raise_first_nonfinite(xp, x, i, spec.batch)
         X[i : i + 1, ...] = x
+    if k:
+        X[k:, ...] = x  # the rest starts from the latest exact state, as on one machine
     return X, max(min(times), 1e-9) if times else 1e-9, ev.n_step_evals
 
 
@@ -110,7 +123,11 @@ def sequential(chain, spec: Spec, X, prev, a: int, start: int, size: int):
     """
     ev, be = spec.evaluator(chain, prev)
     xp = be.xp
-    X = xp.empty((size, *spec.batch, spec.m), dtype=spec.dtype) if X is None else xp.asarray(X, copy=True)
+    X = (
+        xp.empty((size, *spec.batch, spec.m), dtype=spec.dtype)
+        if X is None
+        else xp.asarray(unpack(X), copy=True)
+    )
     x = prev[None, ...]
     stop = a + X.shape[0]
     if True:  # the chain's own calls: no kernel slot (see evaluate)
@@ -140,6 +157,7 @@ def _transfer(xp, A, kind: str, s: int):
 
 def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
     """Evaluate the chain on the chunk's active steps ``[start, a + s)`` and reduce locally."""
+    X, prev = unpack(X), _state(prev)
     ev, be = spec.evaluator(chain, X)
     xp, opts = be.xp, spec.opts
     s_all = X.shape[0]
@@ -199,11 +217,14 @@ def carries(kind: str, *summaries):
 
 
 def complete(spec: Spec, e: Evaluated, X, carry, j: int, omega: float, first: bool, a: int, start: int):
-    """The chunk's update from its carry: ``(X_new, (err (s,), evals), f0_bad (B,) or None)``.
+    """The chunk's update from its carry: ``(X_new, small)``.
+
+    ``small = (err (s,), evals, f0_bad (B,) or None, last state)`` is what leaves the worker.
 
     As :func:`pcrsolve.chain._sweep.sweep`: non-finite positions are held back from the first
     one on (per batch element), the first active step of the sweep is set to ``f`` exactly.
     """
+    X = unpack(X)
     be = _backend.resolve({"X": X}, spec.backend)
     xp, opts = be.xp, spec.opts
     c, poison_in = carry[j]
@@ -236,18 +257,19 @@ def complete(spec: Spec, e: Evaluated, X, carry, j: int, omega: float, first: bo
             keep | poisoned, xp.asarray(math.inf, dtype=ndx.dtype), xp.sqrt(ndx) / (1 + xp.sqrt(nx))
         )
         err = xp.max(xp.reshape(err, (s, -1)), axis=1) if batch else err
-    return out, (err, e.evals), f0_bad
+    return out, (err, e.evals, f0_bad, out[-1, ...])
 
 
-def decide(opts: Options, prev: float | None, first_step_bad, *errs):
+def decide(opts: Options, prev: float | None, *smalls):
     """The sweep's outcome: ``(n_ok, max_err, bad_element, (step evals, Jacobian evals, t_eval))``.
 
-    ``errs`` are the active chunks' ``(err, evals)`` from :func:`complete`. ``n_ok`` counts the
-    leading steps within the acceptance threshold (at least 1, the exact first step);
+    ``smalls`` are the active chunks' small parts from :func:`complete`, in order. ``n_ok``
+    counts the leading steps within the acceptance threshold (at least 1, the exact first step);
     ``bad_element`` is the first batch element whose first step is not finite, or -1.
     """
-    counts = (sum(ev[0] for _, ev in errs), sum(ev[1] for _, ev in errs), max(ev[2] for _, ev in errs))
-    err = np.concatenate([np.asarray(e, dtype=np.float64) for e, _ in errs])
+    counts = (sum(s[1][0] for s in smalls), sum(s[1][1] for s in smalls), max(s[1][2] for s in smalls))
+    first_step_bad = smalls[0][2]
+    err = np.concatenate([np.asarray(s[0], dtype=np.float64) for s in smalls])
     max_err = float(err.max()) if err.size else 0.0
     over = np.flatnonzero(err[1:] > threshold(np, opts, max_err, prev))
     n_ok = 1 + int(over[0]) if over.size else int(err.size)
