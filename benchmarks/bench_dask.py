@@ -21,7 +21,7 @@ Cases (``run(quick)`` returns one dict per row):
   sequential loop (target >= 2.5x at 16 workers). EMULATED: the workers share this
   machine's cores; only the sleeps run in parallel.
 - ``cost model``: the round trip ``r`` measured on the cluster; with each run's sweeps, active
-  chunks and sequential fallback, ``T_W = t0 + sum_s [ceil(P_s / W) L c + (6 P_s + 2) tau + r]
+  chunks and sequential fallback, ``T_W = t0 + sum_s [ceil(P_s / W) L c + (4 P_s + 2) tau + r]
   + fallback`` is fitted (``t0``, ``tau``) by least squares; prints predicted against measured
   times, the predicted break-even number of workers for this chain and the speed-ups projected
   to 64 .. 1024 workers (a chain of 64 steps per worker, the same per-step costs, sweeps and
@@ -51,7 +51,7 @@ import pcrsolve as pcr
 SUITE = "dask"
 T_STEP, T_JAC = 0.010, 0.0025  # emulated seconds per step and per Jacobian
 _PROBE = 3  # steps solve_chain runs sequentially first (to time the loop)
-_TASKS_PER_CHUNK = 6  # tasks per active chunk and sweep (evaluate, summary, complete, 3 small ones)
+_TASKS_PER_CHUNK = 4  # tasks per active chunk and sweep (evaluate, summary, complete, its small part)
 
 
 def _interleaved(baseline, candidate, rounds: int) -> dict[str, float]:

@@ -200,7 +200,7 @@ def test_tasks_per_sweep_and_frozen_chunks_drop_out(client):
     expected = sum(len(range((s["window"][0]) // chunk, -(-n // chunk))) for s in seen)
     assert evaluations == expected < len(seen) * (n // chunk)
     P = n // chunk
-    assert len(names) <= len(seen) * (6 * P + 4) + 2 * P + 10
+    assert len(names) <= len(seen) * (4 * P + 4) + 3 * P + 10  # four per chunk and sweep, plus setup
 
 
 def test_chain_is_scattered_once(client, monkeypatch):
