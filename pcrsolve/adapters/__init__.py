@@ -12,5 +12,16 @@ from .diffusion import DDIM
 from .mlp import MLP
 from .resnet import ResNet
 from .rnn import RNN
+from .stacked import StackedRNN, StackedSolution
 
-__all__ = ["ACTIVATIONS", "DDIM", "MLP", "RNN", "Activation", "ResNet", "get_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "DDIM",
+    "MLP",
+    "RNN",
+    "Activation",
+    "ResNet",
+    "StackedRNN",
+    "StackedSolution",
+    "get_activation",
+]
