@@ -126,6 +126,7 @@ def test_block_layout_of_lstm(rng):
     np.testing.assert_array_equal(diagonal, rnn.jac_diag(X, np.arange(3)))
 
 
+@pytest.mark.kernels  # also run without JIT: the compiled gates
 @pytest.mark.parametrize("cell", CELLS)
 def test_compiled_and_xp_paths_agree(rng, cell):
     """The Numba path (compiled gates of the diagonal cells) against the array-namespace code."""
@@ -161,6 +162,7 @@ def test_repeated_evaluation_is_never_stale(rng):
 # ----------------------------------------------------------------------------- the loop
 
 
+@pytest.mark.kernels  # also run without JIT: the compiled loops
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_sequential_matches_loop(rng, cell, path):

@@ -66,6 +66,7 @@ def test_long_sequence_against_loop_adjoint(rng, cell):
             np.testing.assert_allclose(got["inputs"][t, bi], Jx.T @ adj[t, bi], rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.kernels  # also run without JIT: the compiled reverse pass
 @pytest.mark.parametrize("path", ["numpy", "strict"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_xp_paths_agree(rng, monkeypatch, cell, path):

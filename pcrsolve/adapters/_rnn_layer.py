@@ -126,13 +126,35 @@ class Layer:
         A = xp.concat([J[1:, ...], xp.zeros((1, *J.shape[1:]), dtype=J.dtype)], axis=0)
         return block_recurrence(be, A, G3, method="auto", reverse=True, transpose=True)
 
-    def param_grads(self, xp: Any, ctx: Params, g: dict[str, Any], deltas: Any, X: Any) -> dict[str, Any]:
+    def backward_compiled(
+        self, ctx: Params, x0: Any, S: Any, P: Any, G: Any
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """Back-propagation of a diagonal cell in one compiled reverse pass (NumPy arrays).
+
+        ``x0 (B, m)``, states ``S (T, B, m)``, projections ``P (T, B, G, w)``, cotangents ``G
+        (T, B, m)``. Returns the gate deltas ``(T, B, G, w)``, ``dLoss/dx0 (B, m)`` and the
+        recurrent parameters' gradients (accumulated in the same pass).
+        """
+        from . import _rnn_kernels
+
+        T, B = S.shape[0], S.shape[1]
+        deltas = np.empty((T, B, self.G, self.width), dtype=S.dtype)
+        carry = np.empty((B, self.m), dtype=S.dtype)
+        agrad = np.empty((len(self.cell.recurrent), self.width), dtype=S.dtype)
+        kernel = getattr(_rnn_kernels, f"{self.cell.name}_backward")
+        c = np.ascontiguousarray
+        kernel(c(x0), c(S), c(P), ctx.loop_args[0], c(G), deltas, carry, agrad)
+        return deltas, carry, {name: agrad[i] for i, name in enumerate(self.cell.recurrent)}
+
+    def param_grads(
+        self, xp: Any, ctx: Params, deltas: Any, X: Any, recurrent: dict[str, Any]
+    ) -> dict[str, Any]:
         """All parameter gradients and the inputs' from the gate deltas ``(T, B, G, w)``.
 
         Each is one product over all steps and batch elements (LayerPipe's split: they need
-        only the deltas): ``dU_g = sum delta_g x^T``, ``db_g = sum delta_g``, the recurrent
-        ones from :meth:`Cell.recurrent_grads`, and ``"inputs" = sum_g U_g^T delta_g``
-        (shape ``(T, B, d_in)``).
+        only the deltas): ``dU_g = sum delta_g x^T``, ``db_g = sum delta_g`` and ``"inputs" =
+        sum_g U_g^T delta_g`` (shape ``(T, B, d_in)``); ``recurrent`` (the recurrent
+        parameters' gradients, e.g. from :meth:`Cell.recurrent_grads`) is passed through.
         """
         T, B = deltas.shape[0], deltas.shape[1]
         w = self.width
@@ -143,6 +165,6 @@ class Layer:
         for i, (nu, nb) in enumerate(zip(self.cell.input_names, self.cell.bias_names)):
             out[nu] = dU[i * w : (i + 1) * w, ...]
             out[nb] = db[i * w : (i + 1) * w]
-        out.update(self.cell.recurrent_grads(xp, g, deltas))
+        out.update(recurrent)
         out["inputs"] = xp.reshape(xp.matmul(D, ctx.U), (T, B, self.d_in))
         return out

@@ -17,10 +17,17 @@ import numpy as np
 __all__ = ["gates", "jac_blocks", "jac_diag", "value"]
 
 
-def _k():
-    from . import _rnn_kernels
+_K: Any = None
 
-    return _rnn_kernels
+
+def _k():
+    """The kernel module, imported on first use (``import pcrsolve`` stays Numba-free)."""
+    global _K
+    if _K is None:
+        from . import _rnn_kernels
+
+        _K = _rnn_kernels
+    return _K
 
 
 def gates(cell: str, x: Any, P: Any, kk: Any, a: Any) -> tuple[Any, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import _backend
+from . import _rnn_numba
 from ._dense import _float_dtype, _shape
 from ._rnn_layer import Layer, Params
 from ._rnn_validation import check_rnn
@@ -254,7 +255,7 @@ class RNN:
         x3 = xp.reshape(xp.astype(x, dtype) if x.dtype != dtype else x, (s, self._B, self._m))
         if numba_path:
             kk = np.asarray(k)
-            if kk.shape != (s,) or not np.issubdtype(kk.dtype, np.integer):
+            if kk.shape != (s,) or kk.dtype.kind not in "iu":
                 raise ValueError(
                     f"`k` must hold one integer step index per step, shape ({s},); got shape {kk.shape} "
                     f"and dtype {kk.dtype}."
@@ -283,8 +284,6 @@ class RNN:
         return c
 
     def _fast_gates(self, ctx: _Context, x3: Any, kk: Any) -> Any:
-        from . import _rnn_numba
-
         memo = self._memo
         if (
             memo is not None
@@ -327,9 +326,7 @@ class RNN:
         """
         c = self._prepare(x_prev, k, fast=True)
         if c.fast:
-            from ._rnn_numba import value
-
-            return self._out(c, value(self._cell.name, c.g), (self._m,))
+            return self._out(c, _rnn_numba.value(self._cell.name, c.g), (self._m,))
         return self._out(c, self._cell.value(c.xp, c.g), (self._m,))
 
     def jac(self, x_prev: Any, k: Any) -> Any:
@@ -341,9 +338,8 @@ class RNN:
         """The Jacobians' diagonals, shape ``(s, *batch, m)`` (the whole Jacobian for "gru_diag")."""
         c = self._prepare(x_prev, k, fast=True)
         if c.fast:
-            from ._rnn_numba import jac_diag
-
-            return self._out(c, jac_diag(self._cell.name, c.g, c.ctx.params.loop_args[0]), (self._m,))
+            J = _rnn_numba.jac_diag(self._cell.name, c.g, c.ctx.params.loop_args[0])
+            return self._out(c, J, (self._m,))
         return self._out(c, self._cell.jac_diag(c.xp, c.ctx.prm, c.g), (self._m,))
 
     def jac_blocks(self, x_prev: Any, k: Any) -> Any:
@@ -355,9 +351,7 @@ class RNN:
         """
         c = self._prepare(x_prev, k, fast=True)
         if c.fast:
-            from ._rnn_numba import jac_blocks
-
-            out = jac_blocks(self._cell.name, c.g, c.ctx.params.loop_args[0])
+            out = _rnn_numba.jac_blocks(self._cell.name, c.g, c.ctx.params.loop_args[0])
         else:
             out = self._cell.jac_blocks(c.xp, c.ctx.prm, c.g)
         return self._out(c, out, tuple(out.shape[2:]))
@@ -456,7 +450,11 @@ class RNN:
 
     def _first_guess(self, be) -> Any:
         """``f_t(h0)`` for every ``t``: ``(T, *batch, m)`` in ``be``."""
-        xp = np if be.is_numba else be.xp
+        if be.is_numba:  # the compiled evaluation where there is one
+            X = np.ascontiguousarray(np.broadcast_to(np.asarray(self._h0), (self._T, *self._batch, self._m)))
+            with _backend.use_backend("numba"):
+                return self.step(X, np.arange(self._T))
+        xp = be.xp
         ctx = self._context(be, self._dtype)
         h0 = xp.reshape(be.asarray(self._h0), (1, self._B, self._m))
         X = xp.broadcast_to(h0, (self._T, self._B, self._m))
@@ -492,12 +490,14 @@ class RNN:
         -----
         The adjoint ``adj[t] = g[t] + J_{t+1}^T adj[t+1]`` is one reverse linear recurrence
         with the cell's structured Jacobians (diagonal for "gru_diag", 2 x 2 blocks for
-        "lstm_diag", dense otherwise, through :func:`pcrsolve.chain_adjoint`). Then one
-        vectorized backward pass of the gates gives the deltas ``dLoss/d(pre-activation)`` of
-        every step, and every parameter gradient is one product over all steps and batch
-        elements: ``dU_g = sum delta_g x^T``, ``db_g = sum delta_g``, the recurrent weights
-        likewise against ``h_{t-1}`` (``r*h_{t-1}`` for ``W_c``, ``a_c``), and the inputs'
-        gradient ``sum_g U_g^T delta_g``.
+        "lstm_diag", dense otherwise, through :func:`pcrsolve.chain_adjoint`); one vectorized
+        backward pass of the gates then gives the deltas ``dLoss/d(pre-activation)`` of every
+        step. On NumPy arrays the diagonal cells do both in one compiled reverse pass instead
+        (the same arithmetic, step by step: on a CPU the sequential pass is the work-optimal
+        one). Every other gradient is then one product over all steps and batch elements:
+        ``dU_g = sum delta_g x^T``, ``db_g = sum delta_g``, the recurrent weights likewise
+        against ``h_{t-1}`` (``r*h_{t-1}`` for ``W_c``, ``a_c``), and the inputs' gradient
+        ``sum_g U_g^T delta_g``.
         """
         states = getattr(states, "states", states)
         be = _backend.resolve({"inputs": self._inputs, "states": states, "grad_states": grad_states})
@@ -519,19 +519,29 @@ class RNN:
             return out
         S3 = xp.reshape(xp.astype(S, dtype) if S.dtype != dtype else S, (T, B, m))
         G3 = xp.reshape(xp.astype(Gs, dtype) if Gs.dtype != dtype else Gs, (T, B, m))
-        Xprev = xp.concat([xp.reshape(h0, (1, B, m)), S3[: T - 1, ...]], axis=0)
-        g = cell.forward(xp, ctx.prm, Xprev, ctx.P)
-        adj = self._layer.adjoint(be, ctx.params, g, G3, lambda: self._dense_adjoint(xp, h0, S, Gs))
-        if not bool(xp.all(xp.isfinite(adj))):
+        h0_2 = xp.reshape(h0, (B, m))
+        if numba_path and cell.block in (1, 2):  # one compiled reverse pass
+            deltas, dh0, recurrent = self._layer.backward_compiled(ctx.params, h0_2, S3, ctx.P, G3)
+            finite = bool(np.all(np.isfinite(dh0))) and bool(np.all(np.isfinite(deltas)))
+        else:  # one reverse linear recurrence with the structured Jacobians, then the gates' deltas
+            Xprev = xp.concat([h0_2[None, ...], S3[: T - 1, ...]], axis=0)
+            g = cell.forward(xp, ctx.prm, Xprev, ctx.P)
+            adj = self._layer.adjoint(be, ctx.params, g, G3, lambda: self._dense_adjoint(xp, h0, S, Gs))
+            finite = bool(xp.all(xp.isfinite(adj)))
+            vjp, deltas = cell.backward(xp, ctx.prm, g, adj)
+            dh0 = vjp[0, ...]
+            recurrent = cell.recurrent_grads(xp, g, deltas)
+        if not finite:
             raise FloatingPointError(
                 "the RNN adjoint overflowed: it is not finite although the inputs are; the network "
                 "amplifies perturbations too strongly for the dtype (use float64, or shorten the sequence)."
             )
-        vjp, deltas = cell.backward(xp, ctx.prm, g, adj)
         X = xp.astype(be.asarray(self._inputs), dtype)
-        out.update(self._layer.param_grads(xp, ctx.params, g, deltas, xp.reshape(X, (T, B, self._d_in))))
+        out.update(
+            self._layer.param_grads(xp, ctx.params, deltas, xp.reshape(X, (T, B, self._d_in)), recurrent)
+        )
         out["inputs"] = xp.reshape(out["inputs"], (T, *self._batch, self._d_in))
-        out["h0"] = xp.reshape(vjp[0, ...], (*self._batch, m))
+        out["h0"] = xp.reshape(dh0, (*self._batch, m))
         return out
 
     def _dense_adjoint(self, xp, h0, S, Gs) -> Any:
