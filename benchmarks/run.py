@@ -120,7 +120,8 @@ def run_suites(
 # ----------------------------------------------------------------------- records
 
 # Keys of a flat record that describe the problem (the rest are measurements).
-_PARAM_KEYS = ("L", "n_steps", "T", "n", "m", "batch", "width", "gain", "eta", "window", "method", "dtype")
+_PARAM_KEYS = ("L", "n_steps", "T", "n", "m", "k", "batch", "width", "gain", "eta", "window", "method")
+_PARAM_KEYS += ("dtype",)
 
 
 def normalize(r: dict, suite: str) -> dict:
@@ -317,11 +318,12 @@ def plots(records: Sequence[dict], outdir: Path) -> list[Path]:
         ),
         _gbps_plot(outdir / "linear_gbps.png", records),
     ]
-    for suite in ("chain", "adapters"):
+    for suite in ("chain", "adapters", "rnn"):
+        by = ("m", "batch") if suite == "rnn" else ("m", "gain")
         made.append(
             _line_plot(
                 outdir / f"{suite}_speedup_vs_L.png",
-                _chain_series(records, suite, "ratio"),
+                _chain_series(records, suite, "ratio", by_keys=by),
                 "chain length L",
                 "speed-up over the sequential loop",
                 f"{suite} benchmarks",
@@ -330,7 +332,7 @@ def plots(records: Sequence[dict], outdir: Path) -> list[Path]:
         made.append(
             _line_plot(
                 outdir / f"{suite}_iterations.png",
-                _chain_series(records, suite, "iterations"),
+                _chain_series(records, suite, "iterations", by_keys=by),
                 "chain length L",
                 "iterations",
                 f"{suite}: iterations",

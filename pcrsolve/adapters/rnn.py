@@ -80,8 +80,10 @@ class RNN:
     params : dict of str to array
         The parameters, in the library and dtype of the computation (a real floating dtype:
         integers become float64; float32 only when every input is float32).
-    inputs : (T, *batch, d_in) array
-    h0 : (*batch, m) array
+    inputs : array
+        ``(T, *batch, d_in)``, the input sequence.
+    h0 : array
+        ``(*batch, m)``, the initial state.
     n_steps : int
         ``T``.
     width : int
@@ -168,12 +170,12 @@ class RNN:
 
     @property
     def inputs(self) -> Any:
-        """(T, *batch, d_in) array: the input sequence."""
+        """``(T, *batch, d_in)`` array: the input sequence."""
         return self._inputs
 
     @property
     def h0(self) -> Any:
-        """(*batch, m) array: the initial state."""
+        """``(*batch, m)`` array: the initial state."""
         return self._h0
 
     @property
