@@ -1,6 +1,6 @@
 """Benchmark of the RNN adapters (Newton over time) against the loops users write.
 
-    python benchmarks/bench_rnn.py [--quick] [--rounds 3]
+    python benchmarks/run.py --only rnn [--quick]     (or: python benchmarks/bench_rnn.py [--quick])
 
 Cases (``run(quick)`` returns one dict per row; the script prints them):
 
@@ -9,8 +9,9 @@ Cases (``run(quick)`` returns one dict per row; the script prints them):
   T in 2^10 .. 2^16, width m in {16, 64, 256}, batch {1, 8} (sizes with T * batch * m above
   2^24 are skipped: a state array alone would exceed 128 MiB). The loop precomputes the input
   projections in one product as the adapter does, and the adapter is built inside the timed
-  call (so its cached projections are not reused across rounds). Also timed: the adapter's
-  compiled loop ``RNN.sequential`` (``compiled_ms``, ``compiled_ratio``). ``iterations``: Newton
+  call (so its cached projections are not reused across rounds). Rows ``method="newton"`` time
+  ``forward``, rows ``method="compiled loop"`` the adapter's compiled loop ``RNN.sequential``
+  (what the solver falls back to when the sweeps do not pay). ``iterations``: Newton
   sweeps whose update exceeded the default tolerance, from a fixed-iteration run (which the
   cost rules cannot cut short); ``status``: how the adaptive solve ended. Target: >= 8x at
   T = 16384, m = 16, batch 1.
@@ -29,40 +30,19 @@ against the baseline before timing.
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
-from collections.abc import Callable
+import sys
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a script, or by run.py
+from _timing import interleaved, median_ms, median_ratio
 
 from pcrsolve.adapters import RNN, StackedRNN
 
 GATES = ("z", "r", "c")
 _MAX_ELEMENTS = 1 << 24  # T * batch * m
-
-# ----------------------------------------------------------------------------- timing
-
-
-def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, np.ndarray]:
-    for f in fns.values():  # warm-up: Numba compilation or cache load, first-call costs
-        f()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    return {name: np.array(t) for name, t in times.items()}
-
-
-def _ratio(times, name: str) -> float:
-    return float(np.median(times["baseline"] / times[name]))
-
-
-def _ms(times, name: str) -> float:
-    return float(np.median(times[name]) * 1e3)
 
 
 def _moved(sol) -> int:
@@ -167,7 +147,7 @@ def bench_paragru(quick: bool, rounds: int) -> list[dict[str, Any]]:
             err = float(np.max(np.abs(sol.states - ref)))
             assert err < 1e-9, err
             moved = _moved(rnn.forward(tol=0, max_iter=12))
-            times = _interleaved(
+            times = interleaved(
                 {
                     "baseline": lambda p=p, x=x, h0=h0: user_loop(p, x, h0),
                     "pcrsolve": lambda p=p, x=x: RNN("gru_diag", p, x).forward(),
@@ -177,27 +157,30 @@ def bench_paragru(quick: bool, rounds: int) -> list[dict[str, Any]]:
                 },
                 rounds if T * batch * m <= (1 << 20) else max(2, rounds // 2),
             )
+            common = {"benchmark": "paragru_forward", "T": T, "m": m, "batch": batch}
+            common |= {"baseline": "NumPy loop over steps", "baseline_ms": median_ms(times, "baseline")}
             rows.append(
                 {
-                    "benchmark": "paragru_forward",
-                    "T": T,
-                    "m": m,
-                    "batch": batch,
-                    "method": "diagonal",
-                    "baseline": "NumPy loop over steps",
-                    "baseline_ms": _ms(times, "baseline"),
-                    "pcrsolve_ms": _ms(times, "pcrsolve"),
-                    "ratio": _ratio(times, "pcrsolve"),
-                    "compiled_ms": _ms(times, "compiled"),
-                    "compiled_ratio": _ratio(times, "compiled"),
+                    **common,
+                    "method": "newton",
+                    "pcrsolve_ms": median_ms(times, "pcrsolve"),
+                    "ratio": median_ratio(times, "pcrsolve"),
                     "iterations": moved,
                     "status": sol.status,
                     "max_abs_err": err,
                     **({"target": 8.0} if (T, m, batch) == (16384, 16, 1) else {}),
                 }
             )
+            rows.append(
+                {
+                    **common,
+                    "method": "compiled loop",
+                    "pcrsolve_ms": median_ms(times, "compiled"),
+                    "ratio": median_ratio(times, "compiled"),
+                }
+            )
     for m, batch in cases:
-        mine = [r for r in rows if r["m"] == m and r["batch"] == batch]
+        mine = [r for r in rows if (r["m"], r["batch"], r["method"]) == (m, batch, "newton")]
         wins = [r["T"] for i, r in enumerate(mine) if all(q["ratio"] > 1.0 for q in mine[i:])]
         rows.append(
             {
@@ -223,7 +206,7 @@ def bench_paragru_gradients(quick: bool, rounds: int) -> list[dict[str, Any]]:
     got = RNN("gru_diag", p, x).gradients(states, g)
     err = max(float(np.max(np.abs(got[k] - want[k])) / (1e-300 + np.max(np.abs(want[k])))) for k in want)
     assert err < 1e-9, err
-    times = _interleaved(
+    times = interleaved(
         {
             "baseline": lambda: user_backprop(p, x, h0, g),
             "pcrsolve": lambda: RNN("gru_diag", p, x).gradients(states, g),
@@ -237,9 +220,9 @@ def bench_paragru_gradients(quick: bool, rounds: int) -> list[dict[str, Any]]:
             "m": m,
             "batch": 1,
             "baseline": "NumPy back-propagation through time",
-            "baseline_ms": _ms(times, "baseline"),
-            "pcrsolve_ms": _ms(times, "pcrsolve"),
-            "ratio": _ratio(times, "pcrsolve"),
+            "baseline_ms": median_ms(times, "baseline"),
+            "pcrsolve_ms": median_ms(times, "pcrsolve"),
+            "ratio": median_ratio(times, "pcrsolve"),
             "max_rel_error": err,
         }
     ]
@@ -271,7 +254,7 @@ def bench_stacked(quick: bool, rounds: int) -> list[dict[str, Any]]:
         lw, grid = net.forward(method="layerwise"), net.forward(method="grid")
         err = max(float(np.max(np.abs(s.states[-1] - ref))) for s in (lw, grid, grid_fixed))
         assert err < 1e-9, err
-        times = _interleaved(
+        times = interleaved(
             {
                 "baseline": loop,
                 "layerwise": lambda net=net: net.forward(method="layerwise"),
@@ -289,9 +272,9 @@ def bench_stacked(quick: bool, rounds: int) -> list[dict[str, Any]]:
                     "batch": 1,
                     "method": method,
                     "baseline": "NumPy loops, layer after layer",
-                    "baseline_ms": _ms(times, "baseline"),
-                    "pcrsolve_ms": _ms(times, method),
-                    "ratio": _ratio(times, method),
+                    "baseline_ms": median_ms(times, "baseline"),
+                    "pcrsolve_ms": median_ms(times, method),
+                    "ratio": median_ratio(times, method),
                     "iterations": its,
                     "status": "/".join(sorted({s.status for s in sol.solutions})),
                     "max_abs_err": err,
@@ -313,39 +296,7 @@ def run(quick: bool = False, rounds: int | None = None) -> list[dict[str, Any]]:
     ]
 
 
-def _print(rows: list[dict[str, Any]]) -> None:
-    current = None
-    for r in rows:
-        if r["benchmark"] != current:
-            current = r["benchmark"]
-            print(f"\n{current}  (baseline: {r['baseline']})")
-        if current == "paragru_crossover":
-            print(f"  m={r['m']} batch={r['batch']}: forward beats the loop from T = {r['crossover_T']}")
-            continue
-        keys = [k for k in ("T", "m", "batch", "k", "method") if k in r]
-        label = " ".join(f"{k}={r[k]}" for k in keys)
-        extra = f"  compiled loop {r['compiled_ratio']:6.2f}x" if "compiled_ratio" in r else ""
-        it = f" ({r['status']}, {r['iterations']} it)" if "iterations" in r else ""
-        target = f"  target >= {r['target']}x" if "target" in r else ""
-        print(
-            f"  {label:<40s} baseline {r['baseline_ms']:9.2f} ms  pcrsolve {r['pcrsolve_ms']:9.2f} ms  "
-            f"ratio {r['ratio']:6.2f}x{it}{extra}{target}"
-        )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args()
-    import numba
-
-    print(
-        f"cores {os.cpu_count()}, numba threads {numba.get_num_threads()}, numpy {np.__version__}, "
-        f"numba {numba.__version__}"
-    )
-    _print(run(args.quick, args.rounds))
-
-
 if __name__ == "__main__":
-    main()
+    from run import main
+
+    sys.exit(main(quick="--quick" in sys.argv[1:], only=["rnn"]))

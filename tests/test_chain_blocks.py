@@ -22,23 +22,12 @@ from pcrsolve.chain._blocks import block_recurrence, from_blocks, to_blocks
 BATCHES = [(), (3,), (2, 3)]
 
 
-def dense_from_blocks(blocks):
-    """``(..., nb, b, b)`` blocks -> the dense ``(..., m, m)`` matrix (plain loops)."""
-    *lead, nb, b, _ = blocks.shape
-    J = np.zeros((*lead, nb * b, nb * b), dtype=blocks.dtype)
-    for i in range(nb):
-        for p in range(b):
-            for q in range(b):
-                J[..., p * nb + i, q * nb + i] = blocks[..., i, p, q]
-    return J
-
-
 class Paired:
     """``x_k = tanh(M_k x + c_k)`` with ``M_k`` block diagonal in the strided layout (NumPy)."""
 
     def __init__(self, rng, n, nb, b, dtype):
         self.blocks = (0.6 * rng.standard_normal((n, nb, b, b)) / np.sqrt(b)).astype(dtype)
-        self.M = dense_from_blocks(self.blocks)
+        self.M = reference.dense_from_blocks(self.blocks)
         self.c = rng.standard_normal((n, nb * b)).astype(dtype)
 
     def _pre(self, x, k):
@@ -141,7 +130,7 @@ def test_block_recurrence_matches_dense(rng, reverse, transpose, b):
     z = rng.standard_normal((6, nb * b))
     be = _backend.resolve({"A": A})
     X = block_recurrence(be, A, R, z, method="auto", reverse=reverse, transpose=transpose)
-    D = dense_from_blocks(A)
+    D = reference.dense_from_blocks(A)
     if transpose:
         D = np.swapaxes(D, -1, -2)
     # reference layout: batch first, sequence axis next

@@ -16,6 +16,7 @@ import pcrsolve as pcr
 from conftest import _strict_backend, unchanged
 from pcrsolve.adapters import RNN
 from pcrsolve.chain._blocks import from_blocks
+from reference import dense_from_blocks
 
 CELLS = ref.CELLS
 BATCHES = [(), (3,), (2, 3)]
@@ -28,17 +29,6 @@ def make(rng, cell, T=40, batch=(2,), w=5, d_in=3, dtype=np.float64, scale=0.5, 
     x = rng.standard_normal((T, *batch, d_in)).astype(dtype)
     h = (0.5 * rng.standard_normal((*batch, ref.state_size(cell, w)))).astype(dtype) if h0 else None
     return p, x, h
-
-
-def dense_from_blocks(blocks):
-    """``(..., nb, b, b)`` in the strided layout -> ``(..., m, m)``."""
-    *lead, nb, b, _ = blocks.shape
-    J = np.zeros((*lead, nb * b, nb * b), dtype=blocks.dtype)
-    for i in range(nb):
-        for p in range(b):
-            for q in range(b):
-                J[..., p * nb + i, q * nb + i] = blocks[..., i, p, q]
-    return J
 
 
 def on(path):

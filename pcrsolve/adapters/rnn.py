@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -443,19 +444,16 @@ class RNN:
 
         options.setdefault("method", self._cell.method)
         backend = options.get("backend")
-        if options.get("x_init") is None and options["method"] != "sequential" and self._T > 0:
-            options["x_init"] = self._first_guess(_backend.resolve({"inputs": self._inputs}, backend))
-        if backend is None:
-            return solve_chain(self, self._h0, self._T, **options)
-        with _backend.use_backend(backend):
+        with _backend.use_backend(backend) if backend is not None else contextlib.nullcontext():
+            if options.get("x_init") is None and options["method"] != "sequential" and self._T > 0:
+                options["x_init"] = self._first_guess(_backend.resolve({"inputs": self._inputs}))
             return solve_chain(self, self._h0, self._T, **options)
 
     def _first_guess(self, be) -> Any:
         """``f_t(h0)`` for every ``t``: ``(T, *batch, m)`` in ``be``."""
         if be.is_numba:  # the compiled evaluation where there is one
             X = np.ascontiguousarray(np.broadcast_to(np.asarray(self._h0), (self._T, *self._batch, self._m)))
-            with _backend.use_backend("numba"):
-                return self.step(X, np.arange(self._T))
+            return self.step(X, np.arange(self._T))
         xp = be.xp
         ctx = self._context(be, self._dtype)
         h0 = xp.reshape(be.asarray(self._h0), (1, self._B, self._m))
