@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rnn_reference as ref
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pcrsolve as pcr
 from conftest import _strict_backend, unchanged
@@ -288,3 +290,22 @@ def test_attributes_and_repr(rng):
     assert set(rnn.params) == set(p)
     assert repr(rnn) == "RNN('lstm_diag', T=7, batch=(2, 3), width=4, d_in=5, dtype=float64)"
     assert isinstance(rnn, pcr.Chain)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    cell=st.sampled_from(CELLS),
+    T=st.integers(1, 80),
+    batch=st.sampled_from([(), (2,), (1, 3)]),
+    w=st.integers(1, 5),
+    scale=st.floats(0.0, 0.9),
+    window=st.one_of(st.none(), st.integers(1, 30)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_random_networks_match_loop(cell, T, batch, w, scale, window, seed):
+    rng = np.random.default_rng(seed)
+    p, x, h0 = make(rng, cell, T, batch, w, scale=scale)
+    rnn = RNN(cell, p, x, h0=h0)
+    sol = rnn.forward(window=window)
+    assert sol.converged
+    assert_states(sol.states, ref.loop(cell, p, x, h0), np.float64, T)
