@@ -80,7 +80,7 @@ class GridChain:
         for l, (layer, xl) in enumerate(zip(self.layers, self._split(x3))):
             ctx = layer.context(be, dtype)
             if l > 0:
-                P = layer.project(xp, ctx, self.layers[l - 1].output(xp, p.y[-1]))
+                P = layer.project(xp, ctx, self.layers[l - 1].output(p.y[-1]))
             g = layer.cell.forward(xp, ctx.prm, xl, P)
             p.ctxs.append(ctx)
             p.g.append(g)
@@ -102,7 +102,7 @@ class GridChain:
                 g = {key: a[..., None, :] for key, a in g.items()}
             dP = None
             if l > 0:
-                d_in = self.layers[l - 1].output(xp, dy)
+                d_in = self.layers[l - 1].output(dy)
                 dP = xp.reshape(
                     xp.matmul(d_in, xp.matrix_transpose(p.ctxs[l].U)),
                     (*d_in.shape[:-1], layer.G, layer.width),
@@ -167,7 +167,7 @@ class GridChain:
         for l, (layer, xl) in enumerate(zip(self.layers, self._split(x2))):
             ctx = layer.context(be, dtype)
             if l > 0:
-                P = layer.project(xp, ctx, self.layers[l - 1].output(xp, ys[-1]))
+                P = layer.project(xp, ctx, self.layers[l - 1].output(ys[-1]))
             ys.append(layer.loop(be, ctx, P, xl))
         return xp.reshape(xp.concat(ys, axis=-1), (stop - start, *self.batch, self.m))
 

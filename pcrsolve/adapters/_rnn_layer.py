@@ -39,7 +39,7 @@ class Layer:
         self.G = len(cell.gates)
         self._cache: dict[tuple[str, Any], Params] = {}
 
-    def output(self, xp: Any, states: Any) -> Any:
+    def output(self, states: Any) -> Any:
         """The layer's output, the hidden state ``h`` (the second half of ``[c; h]`` for lstm_diag)."""
         return states[..., self.m - self.width :]
 

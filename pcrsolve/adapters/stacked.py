@@ -221,7 +221,7 @@ class StackedRNN:
             for l in range(self.n_layers):
                 sol = self._rnn(l, inputs).forward(**options)
                 sols.append(sol)
-                inputs = self._layers[l].output(np, sol.states) if l + 1 < self.n_layers else None
+                inputs = self._layers[l].output(sol.states) if l + 1 < self.n_layers else None
             return StackedSolution(tuple(s.states for s in sols), tuple(sols), "layerwise")
         options["method"] = options.pop("chain_method", "newton")
         backend = options.get("backend")
@@ -278,7 +278,7 @@ class StackedRNN:
             g = xp.zeros(tuple(S.shape), dtype=S.dtype) if g is None else be.asarray(g)
             if carry is not None:
                 g = g + into_output(xp, self._layers[l], carry)
-            below = None if l == 0 else self._layers[l - 1].output(xp, be.asarray(states[l - 1]))
+            below = None if l == 0 else self._layers[l - 1].output(be.asarray(states[l - 1]))
             out[l] = self._rnn(l, below).gradients(S, g)
             carry = out[l]["inputs"]
         return out
