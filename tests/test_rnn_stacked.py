@@ -141,6 +141,18 @@ def test_gradients_match_finite_differences_and_bptt(rng, cells):
     assert got[-1]["h0"].shape == h0[-1].shape
 
 
+def test_chain_method_option(rng):
+    layers, x, h0 = stack(rng, ["gru_diag", "lstm_diag"], T=60)
+    net = StackedRNN(layers, x, h0=h0)
+    expected = ref_stack(layers, x, h0)
+    for method in ("layerwise", "grid"):
+        sol = net.forward(method=method, chain_method="jacobi")
+        assert all(s.converged for s in sol.solutions)
+        np.testing.assert_allclose(sol.states[1], expected[1], rtol=1e-10, atol=1e-10)
+    seq = net.forward(method="grid", chain_method="sequential")
+    assert seq.solutions[0].status == "sequential" and seq.iterations == 0
+
+
 def test_default_initial_states(rng):
     layers, x, _ = stack(rng, ["gru_diag", "lstm_diag"], T=50, h0=False)
     net = StackedRNN(layers, x)

@@ -204,8 +204,8 @@ class StackedRNN:
             otherwise). ``"grid"``: one :func:`~pcrsolve.solve_chain` on the stacked state
             (``method="newton"`` by default, from every step taken from the initial states).
         **options
-            Passed to :func:`pcrsolve.solve_chain` (``tol``, ``max_iter``, ...; the grid's
-            ``method`` as ``chain_method``).
+            Passed to :func:`pcrsolve.solve_chain` (``tol``, ``max_iter``, ``backend``, ...;
+            its ``method`` as ``chain_method``).
 
         Returns
         -------
@@ -216,6 +216,8 @@ class StackedRNN:
 
         if method not in STACKED_METHODS:
             raise ValueError(f"`method` must be 'layerwise' or 'grid'; got {method!r}.")
+        if "chain_method" in options:
+            options["method"] = options.pop("chain_method")
         if method == "layerwise":
             sols, inputs = [], None
             for l in range(self.n_layers):
@@ -223,7 +225,7 @@ class StackedRNN:
                 sols.append(sol)
                 inputs = self._layers[l].output(sol.states) if l + 1 < self.n_layers else None
             return StackedSolution(tuple(s.states for s in sols), tuple(sols), "layerwise")
-        options["method"] = options.pop("chain_method", "newton")
+        options.setdefault("method", "newton")
         backend = options.get("backend")
         with _backend.use_backend(backend) if backend is not None else contextlib.nullcontext():
             be = _backend.resolve({"inputs": self._first.inputs})
