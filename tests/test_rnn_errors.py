@@ -213,3 +213,11 @@ def test_stacked_arguments(rng):
     net = StackedRNN(good, x)
     with raises(ValueError, "`method` must be 'layerwise' or 'grid'; got 'wave'."):
         net.forward(method="wave")
+    with raises(ValueError, "`k` must hold step indices in [0, 6); got values in [0, 6]."):
+        net.grid.step(np.zeros((2, 7)), np.array([0, 6]))
+    with raises(
+        ValueError,
+        "`x_prev` must have shape (2, 7): the states of all layers stacked, (*batch, sum m_l) = (7,); got "
+        "shape (2, 8).",
+    ):
+        net.grid.jac(np.zeros((2, 8)), np.array([0, 1]))

@@ -18,6 +18,7 @@ import numpy as np
 from .. import _backend
 from ._dense import _float_dtype, _shape
 from ._rnn_layer import Layer
+from ._rnn_validation import check_steps
 
 __all__ = ["GridChain", "into_output"]
 
@@ -72,7 +73,7 @@ class GridChain:
         dtype = xp.result_type(_float_dtype(xp, x.dtype, "x_prev"), self.dtype)
         x3 = xp.reshape(xp.astype(x, dtype) if x.dtype != dtype else x, (s, self.B, self.m))
         ctx0 = self.first._context(be, dtype)
-        kk = np.asarray(k, dtype=np.int64) if be.is_numba else xp.asarray(k)
+        kk = check_steps(k, s, self.T) if be.is_numba else xp.asarray(k)
         P = ctx0.P[kk] if be.is_numba else xp.take(ctx0.P, kk, axis=0)
         p = _Pass()
         p.be, p.xp, p.s, p.B, p.dtype = be, xp, s, self.B, dtype

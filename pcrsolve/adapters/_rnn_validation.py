@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .. import _backend
 from ._cells import CELLS, Cell
 from ._dense import _float_dtype, _shape
 
-__all__ = ["RNNArgs", "check_rnn"]
+__all__ = ["RNNArgs", "check_rnn", "check_steps"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,19 @@ def check_params(cell: Cell, params: Any, where: str = "`params`") -> None:
             f"{where} of cell {cell.name!r} must hold exactly {', '.join(map(repr, cell.names))}; "
             f"{' and '.join(parts)}."
         )
+
+
+def check_steps(k: Any, s: int, T: int) -> Any:
+    """``k`` (NumPy) as ``s`` integer step indices in ``[0, T)`` (ValueError otherwise)."""
+    kk = np.asarray(k)
+    if kk.shape != (s,) or kk.dtype.kind not in "iu":
+        raise ValueError(
+            f"`k` must hold one integer step index per step, shape ({s},); got shape {kk.shape} and "
+            f"dtype {kk.dtype}."
+        )
+    if s and (kk.min() < 0 or kk.max() >= T):
+        raise ValueError(f"`k` must hold step indices in [0, {T}); got values in [{kk.min()}, {kk.max()}].")
+    return kk
 
 
 def check_rnn(cell: Any, params: Any, inputs: Any, h0: Any, *, where: str = "`params`") -> RNNArgs:

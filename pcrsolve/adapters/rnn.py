@@ -12,7 +12,7 @@ from .. import _backend
 from . import _rnn_numba
 from ._dense import _float_dtype, _shape
 from ._rnn_layer import Layer, Params
-from ._rnn_validation import check_rnn
+from ._rnn_validation import check_rnn, check_steps
 
 __all__ = ["RNN"]
 
@@ -257,16 +257,7 @@ class RNN:
         c.be, c.xp, c.s, c.B, c.dtype, c.ctx, c.fast = be, xp, s, self._B, dtype, ctx, False
         x3 = xp.reshape(xp.astype(x, dtype) if x.dtype != dtype else x, (s, self._B, self._m))
         if numba_path:
-            kk = np.asarray(k)
-            if kk.shape != (s,) or kk.dtype.kind not in "iu":
-                raise ValueError(
-                    f"`k` must hold one integer step index per step, shape ({s},); got shape {kk.shape} "
-                    f"and dtype {kk.dtype}."
-                )
-            if s and (kk.min() < 0 or kk.max() >= self._T):
-                raise ValueError(
-                    f"`k` must hold step indices in [0, {self._T}); got values in [{kk.min()}, {kk.max()}]."
-                )
+            kk = check_steps(k, s, self._T)
             if fast and self._cell.block in (1, 2):
                 c.fast = True
                 c.g = self._fast_gates(
