@@ -318,12 +318,11 @@ def plots(records: Sequence[dict], outdir: Path) -> list[Path]:
         ),
         _gbps_plot(outdir / "linear_gbps.png", records),
     ]
-    for suite in ("chain", "adapters", "rnn"):
-        by = ("m", "batch") if suite == "rnn" else ("m", "gain")
+    for suite in ("chain", "adapters"):
         made.append(
             _line_plot(
                 outdir / f"{suite}_speedup_vs_L.png",
-                _chain_series(records, suite, "ratio", by_keys=by),
+                _chain_series(records, suite, "ratio"),
                 "chain length L",
                 "speed-up over the sequential loop",
                 f"{suite} benchmarks",
@@ -332,14 +331,48 @@ def plots(records: Sequence[dict], outdir: Path) -> list[Path]:
         made.append(
             _line_plot(
                 outdir / f"{suite}_iterations.png",
-                _chain_series(records, suite, "iterations", by_keys=by),
+                _chain_series(records, suite, "iterations"),
                 "chain length L",
                 "iterations",
                 f"{suite}: iterations",
                 logy=False,
             )
         )
+    made += _rnn_plots(records, outdir)
     return [p for p in made if p is not None]
+
+
+def _rnn_plots(records: Sequence[dict], outdir: Path) -> list[Path | None]:
+    """ParaGRU over the sequence length: Newton's and the compiled loop's speed-ups, iterations."""
+    rows = {
+        method: [r for r in records if r.get("case") == "paragru_forward" and r.get("method") == method]
+        for method in ("newton", "compiled loop")
+    }
+    by = ("m", "batch")
+    return [
+        _line_plot(
+            outdir / "rnn_speedup_vs_T.png",
+            _chain_series(rows["newton"], "rnn", "ratio", by_keys=by),
+            "sequence length T",
+            "speed-up over the user's NumPy loop",
+            "ParaGRU: RNN.forward (Newton over time)",
+        ),
+        _line_plot(
+            outdir / "rnn_loop_speedup_vs_T.png",
+            _chain_series(rows["compiled loop"], "rnn", "ratio", by_keys=by),
+            "sequence length T",
+            "speed-up over the user's NumPy loop",
+            "ParaGRU: RNN.sequential (compiled loop)",
+        ),
+        _line_plot(
+            outdir / "rnn_iterations.png",
+            _chain_series(rows["newton"], "rnn", "iterations", by_keys=by),
+            "sequence length T",
+            "Newton iterations",
+            "ParaGRU: Newton iterations over time",
+            logy=False,
+        ),
+    ]
 
 
 # ----------------------------------------------------------------------- docs
