@@ -120,7 +120,8 @@ def run_suites(
 # ----------------------------------------------------------------------- records
 
 # Keys of a flat record that describe the problem (the rest are measurements).
-_PARAM_KEYS = ("L", "n_steps", "T", "n", "m", "batch", "width", "gain", "eta", "window", "method", "dtype")
+_PARAM_KEYS = ("L", "n_steps", "T", "n", "m", "k", "batch", "width", "gain", "eta", "window", "method")
+_PARAM_KEYS += ("dtype",)
 
 
 def normalize(r: dict, suite: str) -> dict:
@@ -337,7 +338,41 @@ def plots(records: Sequence[dict], outdir: Path) -> list[Path]:
                 logy=False,
             )
         )
+    made += _rnn_plots(records, outdir)
     return [p for p in made if p is not None]
+
+
+def _rnn_plots(records: Sequence[dict], outdir: Path) -> list[Path | None]:
+    """ParaGRU over the sequence length: Newton's and the compiled loop's speed-ups, iterations."""
+    rows = {
+        method: [r for r in records if r.get("case") == "paragru_forward" and r.get("method") == method]
+        for method in ("newton", "compiled loop")
+    }
+    by = ("m", "batch")
+    return [
+        _line_plot(
+            outdir / "rnn_speedup_vs_T.png",
+            _chain_series(rows["newton"], "rnn", "ratio", by_keys=by),
+            "sequence length T",
+            "speed-up over the user's NumPy loop",
+            "ParaGRU: RNN.forward (Newton over time)",
+        ),
+        _line_plot(
+            outdir / "rnn_loop_speedup_vs_T.png",
+            _chain_series(rows["compiled loop"], "rnn", "ratio", by_keys=by),
+            "sequence length T",
+            "speed-up over the user's NumPy loop",
+            "ParaGRU: RNN.sequential (compiled loop)",
+        ),
+        _line_plot(
+            outdir / "rnn_iterations.png",
+            _chain_series(rows["newton"], "rnn", "iterations", by_keys=by),
+            "sequence length T",
+            "Newton iterations",
+            "ParaGRU: Newton iterations over time",
+            logy=False,
+        ),
+    ]
 
 
 # ----------------------------------------------------------------------- docs

@@ -126,3 +126,18 @@ def linear_recurrence(A, b, x0=None, reverse=False):
         prev = (np.einsum("...ij,...j->...i", a_k, prev) if dense else a_k * prev) + b[..., k, :]
         x[..., k, :] = prev
     return x
+
+
+def dense_from_blocks(blocks):
+    """``(..., m/b, b, b)`` blocks in the strided layout of ``Chain.jac_blocks`` -> ``(..., m, m)``.
+
+    Block ``i`` couples the entries ``i, i + m/b, ...``: ``J[p m/b + i, q m/b + i] = blocks[..., i, p, q]``.
+    """
+    blocks = np.asarray(blocks)
+    *lead, nb, b, _ = blocks.shape
+    J = np.zeros((*lead, nb * b, nb * b), dtype=blocks.dtype)
+    for i in range(nb):
+        for p in range(b):
+            for q in range(b):
+                J[..., p * nb + i, q * nb + i] = blocks[..., i, p, q]
+    return J

@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["CALLBACKS", "Evaluator", "has"]
 
-CALLBACKS = ("step", "jac", "jac_diag", "jvp", "vjp", "linearize")
+CALLBACKS = ("step", "jac", "jac_diag", "jac_blocks", "jvp", "vjp", "linearize")
 
 
 def has(chain: Any, name: str) -> bool:
@@ -131,6 +131,20 @@ class Evaluator:
         out = xp.reshape(out, (m, s, *self.batch, m))
         return xp.permute_dims(out, (*range(1, nb + 3), 0))
 
+    def jac_blocks(self, x_prev: Any, k: Any) -> Any:
+        """Block-diagonal Jacobians ``(s, *batch, m/b, b, b)`` from the chain's ``jac_blocks``.
+
+        The block size ``b`` is the chain's choice (any divisor of ``m``); see
+        :mod:`._blocks` for the entries each block couples.
+        """
+        s = x_prev.shape[0]
+        self.n_jac_evals += s
+        out = self.chain.jac_blocks(x_prev, k)
+        got = _shape(out) or ()
+        # The block size is the chain's choice: read it off the output (b = 1 if unusable).
+        b = got[-1] if got and got[-1] > 0 and self.m % got[-1] == 0 else 1
+        return self._check("jac_blocks", out, s, (self.m // b, b, b), "(s, *batch, m/b, b, b)")
+
     def vjp_or_jt(self, x_prev: Any, k: Any, u: Any, jt: Any | None) -> Any:
         """``J^T u`` for one batch of steps: from ``vjp`` if given, else from ``jt`` (J^T)."""
         xp = self.xp
@@ -140,12 +154,12 @@ class Evaluator:
         return self._check("vjp", out, x_prev.shape[0], (self.m,), "(s, *batch, m)")
 
     def linearize(self, x_prev: Any, k: Any, kind: str) -> tuple[Any, Any]:
-        """``(f, A)`` for one sweep: ``A`` dense (``kind="dense"``), diagonal or ``None``.
+        """``(f, A)`` for one sweep: ``A`` dense (``kind="dense"``), diagonal, blocks or ``None``.
 
         Dense: the chain's ``linearize`` when it has one (fused, cheaper), else ``step`` and
         ``jac`` (or ``jvp`` probes). Diagonal: ``jac_diag``, else the diagonal of the dense
-        Jacobian. Other kinds (identity, zero) need no Jacobian. The wall time of the call is
-        added to ``eval_time``.
+        Jacobian. Blocks (``kind="block"``): ``jac_blocks``. Other kinds (identity, zero) need
+        no Jacobian. The wall time of the call is added to ``eval_time``.
         """
         t0 = time.perf_counter()
         out = self._linearize(x_prev, k, kind)
@@ -154,6 +168,8 @@ class Evaluator:
 
     def _linearize(self, x_prev: Any, k: Any, kind: str) -> tuple[Any, Any]:
         xp, s, m = self.xp, x_prev.shape[0], self.m
+        if kind == "block":
+            return self.step(x_prev, k), self.jac_blocks(x_prev, k)
         if kind not in ("dense", "diag"):
             return self.step(x_prev, k), None
         if kind == "diag" and has(self.chain, "jac_diag"):

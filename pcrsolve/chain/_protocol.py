@@ -24,6 +24,13 @@ class Chain(Protocol):
 
     - ``jac(x_prev, k) -> (s, *batch, m, m)``: the dense Jacobian ``df_k/dx``.
     - ``jac_diag(x_prev, k) -> (s, *batch, m)``: its diagonal.
+    - ``jac_blocks(x_prev, k) -> (s, *batch, m/b, b, b)``: a block-diagonal Jacobian, for
+      ``method="block"``; ``b`` (any divisor of ``m``) is the chain's choice. Block ``i``
+      couples the state entries ``i, i + m/b, ..., i + (b-1) m/b`` (the state read as ``b``
+      stacked parts of ``m/b`` entries): ``blocks[..., i, p, q] = J[p m/b + i, q m/b + i]``.
+      For a state ``[c; h]`` of two parts of width ``w`` that is ``w`` blocks of size 2,
+      each coupling ``c_i`` and ``h_i`` (a 2 x 2 block matrix of diagonals); ``b = 1`` is a
+      diagonal Jacobian, ``b = m`` a dense one.
     - ``jvp(x_prev, k, v) -> (s, *batch, m)``: ``J v``.
     - ``vjp(x_prev, k, u) -> (s, *batch, m)``: ``J^T u``.
     - ``linearize(x_prev, k) -> (f, jac)``: step and dense Jacobian together, when fusing
@@ -55,6 +62,8 @@ class FunctionChain:
         Dense Jacobians; needed (or ``jvp``) by ``method="newton"``.
     jac_diag : callable ``(x_prev, k) -> (s, *batch, m)``, optional
         Diagonals of the Jacobians, for ``method="diagonal"``.
+    jac_blocks : callable ``(x_prev, k) -> (s, *batch, m/b, b, b)``, optional
+        Block-diagonal Jacobians, for ``method="block"`` (see :class:`Chain` for the layout).
     jvp : callable ``(x_prev, k, v) -> (s, *batch, m)``, optional
         Jacobian-vector products; ``m`` of them (in one call) replace ``jac``.
     vjp : callable ``(x_prev, k, u) -> (s, *batch, m)``, optional
@@ -84,20 +93,30 @@ class FunctionChain:
         *,
         jac: Callable[[Any, Any], Any] | None = None,
         jac_diag: Callable[[Any, Any], Any] | None = None,
+        jac_blocks: Callable[[Any, Any], Any] | None = None,
         jvp: Callable[[Any, Any, Any], Any] | None = None,
         vjp: Callable[[Any, Any, Any], Any] | None = None,
     ) -> None:
-        for name, f in (("step", step), ("jac", jac), ("jac_diag", jac_diag), ("jvp", jvp), ("vjp", vjp)):
+        given = {
+            "step": step,
+            "jac": jac,
+            "jac_diag": jac_diag,
+            "jac_blocks": jac_blocks,
+            "jvp": jvp,
+            "vjp": vjp,
+        }
+        for name, f in given.items():
             if (f is not None or name == "step") and not callable(f):
                 raise TypeError(f"FunctionChain: `{name}` must be callable; got {type(f).__name__}.")
         self.step = step
         self.jac = jac
         self.jac_diag = jac_diag
+        self.jac_blocks = jac_blocks
         self.jvp = jvp
         self.vjp = vjp
 
     def __repr__(self) -> str:
-        given = [n for n in ("jac", "jac_diag", "jvp", "vjp") if getattr(self, n) is not None]
+        given = [n for n in ("jac", "jac_diag", "jac_blocks", "jvp", "vjp") if getattr(self, n) is not None]
         return f"FunctionChain(step{''.join(', ' + n for n in given)})"
 
 

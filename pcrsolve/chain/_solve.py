@@ -21,8 +21,8 @@ from ._sequential import run_sequential
 
 __all__ = ["CHAIN_METHODS", "sequential_chain", "solve_chain"]
 
-CHAIN_METHODS = ("newton", "diagonal", "picard", "jacobi", "sequential")
-_KIND = {"newton": "dense", "diagonal": "diag", "picard": "identity", "jacobi": "zero"}
+CHAIN_METHODS = ("newton", "diagonal", "block", "picard", "jacobi", "sequential")
+_KIND = {"newton": "dense", "diagonal": "diag", "block": "block", "picard": "identity", "jacobi": "zero"}
 
 # --------------------------------------------------------------------------- solvers
 
@@ -60,14 +60,17 @@ def solve_chain(
         promote to float64.
     n_steps : int
         Number of steps ``n >= 0``.
-    method : {"newton", "diagonal", "picard", "jacobi", "sequential"}, optional
+    method : {"newton", "diagonal", "block", "picard", "jacobi", "sequential"}, optional
         ``A_k`` of the linear step. ``"newton"`` (default): the dense Jacobian (from
         ``linearize``, else ``jac``, else ``m`` ``jvp`` probes in one call); quadratic
         convergence, a linear chain in one iteration; Jacobian memory O(n m^2) (or
         O(window m^2)); on the CPU (NumPy states) O(block m^2), as sweeps run block by block.
         ``"diagonal"``: its diagonal (``jac_diag``, else the diagonal of the dense one);
-        memory O(n m). ``"picard"``: the identity, suited to ``x + h g(x)`` chains (ODE
-        solvers, diffusion samplers); needs only ``step``. ``"jacobi"``: zero, the
+        memory O(n m). ``"block"``: its ``b x b`` diagonal blocks from ``jac_blocks`` (see
+        :class:`Chain`): exact Newton when the Jacobian is block diagonal (ParaRNN's LSTM
+        cells, ``b = 2``), at O(n m b^2) work and O(n m b) memory. ``"picard"``: the
+        identity, suited to ``x + h g(x)`` chains (ODE solvers, diffusion samplers); needs
+        only ``step``. ``"jacobi"``: zero, the
         fixed-point iteration ``X_k <- f_k(X_{k-1})``; needs only ``step``.
         ``"sequential"``: the plain loop.
     x_init : (n_steps, *batch, m) array_like, optional

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..linear._methods import choose
 from ..linear._recurrence import recurrence_kernel
+from ._blocks import block_recurrence
 from ._eval import Evaluator
 from ._policy import Options, OverBudget, threshold
 from ._sequential import first_true
@@ -52,6 +53,8 @@ def linear_step(be, opts: Options, A, R, s: int, batch: tuple[int, ...], m: int,
     if opts.kind == "zero":
         return R
     B = math.prod(batch)
+    if opts.kind == "block":  # (s, *batch, m/b, b, b): the block axis joins the batch
+        return block_recurrence(be, A, R, z, method=method or opts.recurrence_method)
     if opts.kind == "identity":
         dX = xp.cumulative_sum(R, axis=0)
         return dX if z is None else dX + xp.reshape(z, (*batch, m))

@@ -123,6 +123,12 @@ def needs(chain: Any, method: str) -> None:
             "(s, *batch, m), or `jac`, `jvp` or `linearize` (their diagonal is taken), e.g. "
             "FunctionChain(step, jac_diag=...); methods 'picard', 'jacobi' and 'sequential' need only `step`."
         )
+    if method == "block" and not has(chain, "jac_blocks"):
+        raise ValueError(
+            "method='block' needs the Jacobians' diagonal blocks: give `jac_blocks(x_prev, k)` "
+            "(s, *batch, m/b, b, b), e.g. FunctionChain(step, jac_blocks=...); for a dense Jacobian "
+            "use method='newton', for its diagonal method='diagonal'."
+        )
 
 
 def default_tol(xp: Any, dtype: Any) -> float:

@@ -1,0 +1,325 @@
+"""Numba kernels of the recurrent cells on the CPU: each cell's loop; the diagonal cells' gates
+and back-propagation.
+
+Clean input assumed (see :mod:`pcrsolve.kernels`): C-contiguous arrays of one real floating
+dtype, nothing raised. Layout: input projections ``P (T, B, G, w)`` (``U_g x_t + b_g`` for
+the ``G`` gates), states ``(B, m)``, output ``out (stop - start, B, m)``; steps ``start ..
+stop - 1`` are run from ``x0`` (the state before ``start``). Dense recurrent weights come
+transposed (``WT[j, i] = W[i, j]``), so the inner loop of a matrix-vector product runs over
+contiguous memory with independent accumulators (vectorized without reassociation). The
+equations are those of :mod:`._cells`, the sigmoid included (``(1 + tanh(x/2)) / 2``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+
+__all__ = [
+    "elman_loop",
+    "gru_diag_backward",
+    "gru_diag_cand",
+    "gru_diag_jac",
+    "gru_diag_loop",
+    "gru_diag_pre",
+    "gru_diag_value",
+    "gru_loop",
+    "lstm_diag_backward",
+    "lstm_diag_blocks",
+    "lstm_diag_loop",
+    "lstm_diag_mid",
+    "lstm_diag_pre",
+    "lstm_diag_value",
+]
+
+
+@jit(inline=True)
+def _sig(x):  # pragma: no cover - compiled
+    return 0.5 * math.tanh(0.5 * x) + 0.5
+
+
+@jit(inline=True)
+def _matvec_t(WT, v, out):  # pragma: no cover - compiled
+    """``out = W @ v`` from ``WT = W.T`` (contiguous)."""
+    n_in, n_out = WT.shape
+    for i in range(n_out):
+        out[i] = 0.0
+    for j in range(n_in):
+        vj = v[j]
+        for i in range(n_out):
+            out[i] += WT[j, i] * vj
+
+
+@jit
+def elman_loop(x0, P, WT, start, stop, out):  # pragma: no cover - compiled
+    B, w = x0.shape
+    h = x0.copy()
+    acc = np.empty(w, dtype=x0.dtype)
+    for t in range(start, stop):
+        for b in range(B):
+            _matvec_t(WT, h[b], acc)
+            for i in range(w):
+                h[b, i] = math.tanh(acc[i] + P[t, b, 0, i])
+                out[t - start, b, i] = h[b, i]
+
+
+@jit
+def gru_loop(x0, P, WzrT, WcT, start, stop, out):  # pragma: no cover - compiled
+    B, w = x0.shape
+    h = x0.copy()
+    zr = np.empty(2 * w, dtype=x0.dtype)
+    z = np.empty(w, dtype=x0.dtype)
+    rh = np.empty(w, dtype=x0.dtype)
+    c = np.empty(w, dtype=x0.dtype)
+    for t in range(start, stop):
+        for b in range(B):
+            _matvec_t(WzrT, h[b], zr)
+            for i in range(w):
+                z[i] = _sig(zr[i] + P[t, b, 0, i])
+                rh[i] = _sig(zr[w + i] + P[t, b, 1, i]) * h[b, i]
+            _matvec_t(WcT, rh, c)
+            for i in range(w):
+                ci = math.tanh(c[i] + P[t, b, 2, i])
+                h[b, i] = h[b, i] + z[i] * (ci - h[b, i])
+                out[t - start, b, i] = h[b, i]
+
+
+@jit
+def gru_diag_loop(x0, P, a, start, stop, out):  # pragma: no cover - compiled
+    """``a (3, w)``: ``a_z, a_r, a_c``."""
+    B, w = x0.shape
+    h = x0.copy()
+    for t in range(start, stop):
+        for b in range(B):
+            for i in range(w):
+                hi = h[b, i]
+                z = _sig(a[0, i] * hi + P[t, b, 0, i])
+                r = _sig(a[1, i] * hi + P[t, b, 1, i])
+                c = math.tanh(a[2, i] * (r * hi) + P[t, b, 2, i])
+                h[b, i] = hi + z * (c - hi)
+                out[t - start, b, i] = h[b, i]
+
+
+@jit
+def lstm_diag_loop(x0, P, a, start, stop, out):  # pragma: no cover - compiled
+    """``a (5, w)``: ``a_f, a_z, a_o, p_f, p_o``; states ``[c; h]``."""
+    B, m = x0.shape
+    w = m // 2
+    x = x0.copy()
+    for t in range(start, stop):
+        for b in range(B):
+            for i in range(w):
+                c, h = x[b, i], x[b, w + i]
+                f = _sig(a[0, i] * h + a[3, i] * c + P[t, b, 0, i])
+                z = math.tanh(a[1, i] * h + P[t, b, 1, i])
+                c = z + f * (c - z)
+                o = _sig(a[2, i] * h + a[4, i] * c + P[t, b, 2, i])
+                x[b, i] = c
+                x[b, w + i] = o * math.tanh(c)
+                out[t - start, b, i] = c
+                out[t - start, b, w + i] = x[b, w + i]
+
+
+# ------------------------------------------------------------------ gates of the diagonal cells
+#
+# One evaluation of a diagonal cell at rows ``x (s, B, m)``, steps ``kk (s,)``, is a few
+# elementwise passes here with NumPy's (SIMD) ``tanh`` in between, on buffers the caller owns:
+# the projections ``P[kk[t]]`` are read in place. See ``_rnn_numba.py`` for the sequence.
+
+
+@jit
+def gru_diag_pre(x, P, kk, a, zr):  # pragma: no cover - compiled
+    """``zr[..., 0, :], zr[..., 1, :]``: half the z and r pre-activations (for the tanh form)."""
+    s, B, w = x.shape
+    for t in range(s):
+        l = kk[t]
+        for b in range(B):
+            for i in range(w):
+                zr[t, b, 0, i] = 0.5 * (a[0, i] * x[t, b, i] + P[l, b, 0, i])
+                zr[t, b, 1, i] = 0.5 * (a[1, i] * x[t, b, i] + P[l, b, 1, i])
+
+
+@jit
+def gru_diag_cand(x, P, kk, a, zr, c):  # pragma: no cover - compiled
+    """``zr`` (tanh of half the pre-activations) -> ``z, r`` in place; ``c``: candidate pre-activation."""
+    s, B, w = x.shape
+    for t in range(s):
+        l = kk[t]
+        for b in range(B):
+            for i in range(w):
+                z = 0.5 * zr[t, b, 0, i] + 0.5
+                r = 0.5 * zr[t, b, 1, i] + 0.5
+                zr[t, b, 0, i] = z
+                zr[t, b, 1, i] = r
+                c[t, b, i] = a[2, i] * (r * x[t, b, i]) + P[l, b, 2, i]
+
+
+@jit
+def gru_diag_value(x, zr, c, y):  # pragma: no cover - compiled
+    s, B, w = x.shape
+    for t in range(s):
+        for b in range(B):
+            for i in range(w):
+                y[t, b, i] = x[t, b, i] + zr[t, b, 0, i] * (c[t, b, i] - x[t, b, i])
+
+
+@jit
+def gru_diag_jac(x, zr, c, a, J):  # pragma: no cover - compiled
+    s, B, w = x.shape
+    for t in range(s):
+        for b in range(B):
+            for i in range(w):
+                h, z, r, ci = x[t, b, i], zr[t, b, 0, i], zr[t, b, 1, i], c[t, b, i]
+                J[t, b, i] = (
+                    (1.0 - z)
+                    + (ci - h) * (z * (1.0 - z)) * a[0, i]
+                    + z * (1.0 - ci * ci) * a[2, i] * (r + h * (r * (1.0 - r)) * a[1, i])
+                )
+
+
+@jit
+def lstm_diag_pre(x, P, kk, a, fz):  # pragma: no cover - compiled
+    """``fz``: half the f pre-activation, and the z pre-activation."""
+    s, B, m = x.shape
+    w = m // 2
+    for t in range(s):
+        l = kk[t]
+        for b in range(B):
+            for i in range(w):
+                c, h = x[t, b, i], x[t, b, w + i]
+                fz[t, b, 0, i] = 0.5 * (a[0, i] * h + a[3, i] * c + P[l, b, 0, i])
+                fz[t, b, 1, i] = a[1, i] * h + P[l, b, 1, i]
+
+
+@jit
+def lstm_diag_mid(x, P, kk, a, fz, oc):  # pragma: no cover - compiled
+    """``fz`` (tanh'd) -> ``f, z`` in place; ``oc``: half the o pre-activation, and ``c'``."""
+    s, B, m = x.shape
+    w = m // 2
+    for t in range(s):
+        l = kk[t]
+        for b in range(B):
+            for i in range(w):
+                c, h = x[t, b, i], x[t, b, w + i]
+                f = 0.5 * fz[t, b, 0, i] + 0.5
+                z = fz[t, b, 1, i]
+                fz[t, b, 0, i] = f
+                cn = z + f * (c - z)
+                oc[t, b, 0, i] = 0.5 * (a[2, i] * h + a[4, i] * cn + P[l, b, 2, i])
+                oc[t, b, 1, i] = cn
+
+
+@jit
+def lstm_diag_value(cn, oq, y):  # pragma: no cover - compiled
+    """``oq``: tanh of ``oc`` (half the o pre-activation, and ``c'``); ``y = [c'; o tanh(c')]``."""
+    s, B, w = cn.shape
+    for t in range(s):
+        for b in range(B):
+            for i in range(w):
+                y[t, b, i] = cn[t, b, i]
+                y[t, b, w + i] = (0.5 * oq[t, b, 0, i] + 0.5) * oq[t, b, 1, i]
+
+
+@jit
+def lstm_diag_blocks(x, fz, cn, oq, a, J):  # pragma: no cover - compiled
+    """``J (s, B, w, 2, 2)``: ``[[dc'/dc, dc'/dh], [dh'/dc, dh'/dh]]`` per ``i`` (see ``_cells``)."""
+    s, B, m = x.shape
+    w = m // 2
+    for t in range(s):
+        for b in range(B):
+            for i in range(w):
+                c = x[t, b, i]
+                f, z = fz[t, b, 0, i], fz[t, b, 1, i]
+                o = 0.5 * oq[t, b, 0, i] + 0.5
+                q = oq[t, b, 1, i]
+                df = (c - z) * (f * (1.0 - f))
+                dzz = (1.0 - f) * (1.0 - z * z)
+                do = q * (o * (1.0 - o))
+                gc = do * a[4, i] + o * (1.0 - q * q)
+                Jcc = f + df * a[3, i]
+                Jch = df * a[0, i] + dzz * a[1, i]
+                J[t, b, i, 0, 0] = Jcc
+                J[t, b, i, 0, 1] = Jch
+                J[t, b, i, 1, 0] = gc * Jcc
+                J[t, b, i, 1, 1] = do * a[2, i] + gc * Jch
+
+
+# ------------------------------------------------------------------ back-propagation of the diagonal cells
+#
+# One reverse pass over the steps: at step t the gates are recomputed from the state before it
+# (``states[t-1]``, ``x0`` for t = 0), the cotangent ``u = G[t] + carry`` is propagated to the
+# gate pre-activations (``deltas[t]``) and to the state before (the next ``carry``, ``J_t^T u``),
+# and the recurrent parameters' gradients are accumulated. The last carry is ``dLoss/dx0``.
+
+
+@jit
+def gru_diag_backward(x0, S, P, a, G, deltas, carry, agrad):  # pragma: no cover - compiled
+    """``deltas (T, B, 3, w)``: d/d(z, r, c pre-activations); ``carry (B, w)``; ``agrad (3, w)``."""
+    T, B, w = S.shape
+    for i in range(w):
+        for b in range(B):
+            carry[b, i] = 0.0
+        agrad[0, i] = 0.0
+        agrad[1, i] = 0.0
+        agrad[2, i] = 0.0
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for i in range(w):
+                h = S[t - 1, b, i] if t > 0 else x0[b, i]
+                z = _sig(a[0, i] * h + P[t, b, 0, i])
+                r = _sig(a[1, i] * h + P[t, b, 1, i])
+                c = math.tanh(a[2, i] * (r * h) + P[t, b, 2, i])
+                u = G[t, b, i] + carry[b, i]
+                d_z = u * (c - h) * (z * (1.0 - z))
+                d_c = u * z * (1.0 - c * c)
+                g_rh = a[2, i] * d_c
+                d_r = g_rh * h * (r * (1.0 - r))
+                carry[b, i] = u * (1.0 - z) + g_rh * r + a[0, i] * d_z + a[1, i] * d_r
+                deltas[t, b, 0, i] = d_z
+                deltas[t, b, 1, i] = d_r
+                deltas[t, b, 2, i] = d_c
+                agrad[0, i] += d_z * h
+                agrad[1, i] += d_r * h
+                agrad[2, i] += d_c * (r * h)
+
+
+@jit
+def lstm_diag_backward(x0, S, P, a, G, deltas, carry, agrad):  # pragma: no cover - compiled
+    """``deltas (T, B, 3, w)``: d/d(f, z, o pre-activations); ``carry (B, 2w)``; ``agrad (5, w)``."""
+    T, B, m = S.shape
+    w = m // 2
+    for b in range(B):
+        for i in range(m):
+            carry[b, i] = 0.0
+    for j in range(5):
+        for i in range(w):
+            agrad[j, i] = 0.0
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for i in range(w):
+                c = S[t - 1, b, i] if t > 0 else x0[b, i]
+                h = S[t - 1, b, w + i] if t > 0 else x0[b, w + i]
+                f = _sig(a[0, i] * h + a[3, i] * c + P[t, b, 0, i])
+                z = math.tanh(a[1, i] * h + P[t, b, 1, i])
+                cn = z + f * (c - z)
+                o = _sig(a[2, i] * h + a[4, i] * cn + P[t, b, 2, i])
+                q = math.tanh(cn)
+                uc = G[t, b, i] + carry[b, i]
+                uh = G[t, b, w + i] + carry[b, w + i]
+                d_o = uh * q * (o * (1.0 - o))
+                g_cn = uc + uh * o * (1.0 - q * q) + d_o * a[4, i]
+                d_f = g_cn * (c - z) * (f * (1.0 - f))
+                d_z = g_cn * (1.0 - f) * (1.0 - z * z)
+                carry[b, i] = g_cn * f + d_f * a[3, i]
+                carry[b, w + i] = d_f * a[0, i] + d_z * a[1, i] + d_o * a[2, i]
+                deltas[t, b, 0, i] = d_f
+                deltas[t, b, 1, i] = d_z
+                deltas[t, b, 2, i] = d_o
+                agrad[0, i] += d_f * h
+                agrad[1, i] += d_z * h
+                agrad[2, i] += d_o * h
+                agrad[3, i] += d_f * c
+                agrad[4, i] += d_o * cn
