@@ -617,3 +617,13 @@ def test_complex_linear_chain(backend, rng):
     sol = pcr.solve_chain(ch, x0, n, backend=backend)
     assert sol.states.dtype == np.complex128 and sol.iterations == 1
     np.testing.assert_allclose(sol.states, pcr.sequential_chain(ch, x0, n), rtol=1e-12, atol=1e-12)
+
+
+def test_tol_zero_adaptive_forecast(rng):
+    """tol=0 without max_iter: the cost rules' forecast must not divide by log(0)."""
+    n, m = 400, 4
+    ch = mlp(rng, n, m, scale=0.9)
+    x0 = np.zeros(m)
+    sol = pcr.solve_chain(function_chain(ch), x0, n, method="jacobi", tol=0)
+    assert sol.converged
+    np.testing.assert_array_equal(sol.states, pcr.sequential_chain(function_chain(ch), x0, n))

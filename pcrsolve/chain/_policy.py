@@ -111,14 +111,16 @@ def sweeps_needed(opts: Options, errs: list[float]) -> float:
     e0, e1 = errs[-2], errs[-1]
     if not (math.isfinite(e0) and 0 < e1 < e0):
         return math.inf
-    if e1 <= opts.tol:
+    # tol=0 accepts only exact updates; forecast the sweeps to rounding level instead.
+    tol = opts.tol if opts.tol > 0 else opts.default_tol
+    if e1 <= tol:
         return 1.0
     if opts.kind == "dense":  # e <- C e^2, C e1 = (e1/e0)^2 < 1
         c, e, count = e1 / (e0 * e0), e1, 0
-        while e > opts.tol and count < 64:
+        while e > tol and count < 64:
             e, count = c * e * e, count + 1
         return float(max(count, 1))
-    return max(1.0, math.log(opts.tol / e1) / math.log(e1 / e0))
+    return max(1.0, math.log(tol / e1) / math.log(e1 / e0))
 
 
 def should_stop(st: State, opts: Options, n: int, errs: list[float]) -> str | None:
