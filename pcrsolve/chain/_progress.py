@@ -11,9 +11,10 @@ __all__ = ["Progress"]
 class Progress:
     """A tqdm bar over the steps when tqdm is importable, else one line per sweep on stderr."""
 
-    def __init__(self, enabled: bool, total: int, desc: str) -> None:
+    def __init__(self, enabled: bool, total: int, desc: str, unit: str = "step") -> None:
         self.bar = None
         self.enabled = enabled
+        self.desc, self.unit = desc, unit
         self.done = 0
         if not enabled:
             return
@@ -21,7 +22,7 @@ class Progress:
             from tqdm.auto import tqdm
         except ImportError:
             return
-        self.bar = tqdm(total=total, desc=desc, unit="step", leave=False)
+        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
 
     def update(self, sweep: int, prefix: int, total: int, residual: Any) -> None:
         if not self.enabled:
@@ -33,7 +34,7 @@ class Progress:
         else:
             shown = f"{res:.2e}" if res is not None else "not synchronised"
             print(
-                f"solve_chain: sweep {sweep}: max update {shown}, converged steps {prefix}/{total}",
+                f"{self.desc}: sweep {sweep}: max update {shown}, converged {self.unit}s {prefix}/{total}",
                 file=sys.stderr,
             )
         self.done = prefix
