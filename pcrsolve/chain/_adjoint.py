@@ -12,6 +12,7 @@ from ..linear._methods import choose
 from ..linear._recurrence import recurrence_kernel
 from . import _validation as check
 from ._eval import Evaluator, has
+from ._order import lift
 from ._sweep import block_steps, to_kernel
 
 __all__ = ["ADJOINT_METHODS", "chain_adjoint"]
@@ -30,7 +31,10 @@ def chain_adjoint(
 
     so ``adj[k]`` is the gradient of ``sum_j <g[j], states[j]>`` with respect to
     ``states[k]`` (counting its influence on later states) and ``grad_x0`` the gradient
-    with respect to ``x0``. Exact whatever method produced ``states``.
+    with respect to ``x0``. Exact whatever method produced ``states``. For a chain of order
+    ``r`` (``J_{k,j} = df_k/dx_{k-j}``), ``adj[k] = g[k] + sum_j J_{k+j,j}^T adj[k+j]`` and
+    ``grad_x0[r-i]`` is the gradient with respect to ``x_{-i}``, computed as the adjoint of
+    the stacked first-order chain (see :func:`solve_chain`).
 
     Parameters
     ----------
@@ -38,7 +42,8 @@ def chain_adjoint(
         The chain, with ``jac`` (transposed here), ``linearize``, or ``vjp`` (``m`` probes in
         one call assemble ``J^T``).
     x0 : (*batch, m) array_like
-        The initial state.
+        The initial state; for a chain of order ``r > 1``, ``(r, *batch, m)``, the ``r``
+        states before the first step, oldest first.
     states : (n, *batch, m) array_like
         The solved states, e.g. ``solve_chain(...).states``.
     grad_states : (n, *batch, m) array_like
@@ -51,7 +56,8 @@ def chain_adjoint(
     adj : (n, *batch, m) array
         The adjoint states.
     grad_x0 : (*batch, m) array
-        The gradient with respect to ``x0``.
+        The gradient with respect to ``x0`` (``(r, *batch, m)`` for a chain of order ``r``:
+        one gradient per initial state).
 
     Raises
     ------
@@ -82,6 +88,7 @@ def chain_adjoint(
     (array([0.25, 0.5 , 1.  ]), array([0.125]))
     """
     check.check_chain(chain, "chain_adjoint")
+    order = check.order(chain)
     method = _validation.method(method, ADJOINT_METHODS, "chain_adjoint")
     if not any(has(chain, n) for n in ("jac", "vjp", "linearize")):
         raise ValueError(
@@ -97,17 +104,22 @@ def chain_adjoint(
     dtype = _validation.result_dtype(xp, *parts.values())
     x = check.x0(be, parts["x0"], dtype)
     dtype = x.dtype
-    if parts["states"].ndim != x.ndim + 1:
+    # A chain of order r > 1 is back-propagated as a first-order chain on the stacked state.
+    lifted = None if order == 1 else lift(be, chain, x, order, "full", "chain_adjoint")
+    one = x if lifted is None else lifted.template
+    if parts["states"].ndim != one.ndim + 1:
         raise ValueError(
-            f"`states` must have shape (n, *batch, m) with (*batch, m) = {tuple(x.shape)} from `x0`; "
+            f"`states` must have shape (n, *batch, m) with (*batch, m) = {tuple(one.shape)} from `x0`; "
             f"got shape {tuple(parts['states'].shape)}."
         )
     n = parts["states"].shape[0]
-    S = check.states_like(be, parts["states"], "states", n, x, "the solved states")
-    G = check.states_like(be, parts["grad_states"], "grad_states", n, x, "one gradient per state")
-    batch, m = tuple(x.shape[:-1]), x.shape[-1]
+    S = check.states_like(be, parts["states"], "states", n, one, "the solved states")
+    G = check.states_like(be, parts["grad_states"], "grad_states", n, one, "one gradient per state")
     if n == 0:
-        return xp.zeros((0, *batch, m), dtype=dtype), xp.zeros(x.shape, dtype=dtype)
+        return xp.zeros((0, *one.shape), dtype=dtype), xp.zeros(x.shape, dtype=dtype)
+    if lifted is not None:
+        chain, x, S, G = lifted.chain, lifted.x0, lifted.stack(S), lifted.pad(G)
+    batch, m = tuple(x.shape[:-1]), x.shape[-1]
     ev = Evaluator(chain, xp, dtype, batch, m)
     ks = xp.arange(n)
     Xprev = xp.concat([x[None, ...], S[: n - 1, ...]], axis=0)
@@ -120,6 +132,8 @@ def chain_adjoint(
             "the chain adjoint overflowed: it is not finite although the inputs are; the chain "
             "amplifies perturbations too strongly for the dtype (use float64, or shorten the chain)."
         )
+    if lifted is not None:
+        return lifted.own(adj), lifted.unstack_x0(grad_x0)
     return adj, grad_x0
 
 

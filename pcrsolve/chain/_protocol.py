@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Chain", "ChainSolution", "FunctionChain"]
+__all__ = ["Chain", "ChainSolution", "FunctionChain", "chain_order"]
 
 
 @runtime_checkable
@@ -35,6 +36,15 @@ class Chain(Protocol):
     - ``vjp(x_prev, k, u) -> (s, *batch, m)``: ``J^T u``.
     - ``linearize(x_prev, k) -> (f, jac)``: step and dense Jacobian together, when fusing
       them is cheaper; preferred over ``step`` + ``jac`` by the Newton method.
+
+    A chain may also have an attribute ``order`` (an int, 1 when absent): a chain of order
+    ``r`` has skip connections, ``x_k = f_k(x_{k-1}, ..., x_{k-r})``. Its callbacks then
+    receive the last ``r`` states, ``x_prev : (s, r, *batch, m)`` with ``x_prev[:, j] =
+    x_{k-1-j}``; ``jac`` returns one Jacobian per lag, ``(s, r, *batch, m, m)`` with
+    ``jac[:, j] = df_k/dx_{k-1-j}`` (and ``linearize`` its pair), ``jvp(x_prev, k, v)`` takes a
+    tangent of every lag, ``v : (s, r, *batch, m)``, ``vjp(x_prev, k, u)`` returns one cotangent
+    per lag, ``(s, r, *batch, m)``, and ``jac_diag`` the diagonal of each lag's Jacobian,
+    ``(s, r, *batch, m)``; ``x0`` holds the ``r`` states before the first step.
 
     Examples
     --------
@@ -68,11 +78,20 @@ class FunctionChain:
         Jacobian-vector products; ``m`` of them (in one call) replace ``jac``.
     vjp : callable ``(x_prev, k, u) -> (s, *batch, m)``, optional
         Vector-Jacobian products ``J^T u``, for :func:`chain_adjoint`.
+    order : int, optional
+        ``r >= 1`` (default 1): the chain ``x_k = f_k(x_{k-1}, ..., x_{k-r})`` reads the last
+        ``r`` states (skip connections). The callbacks then take ``x_prev (s, r, *batch, m)``
+        with ``x_prev[:, j] = x_{k-1-j}``, ``jac`` returns ``(s, r, *batch, m, m)`` (one
+        Jacobian per lag), ``jvp`` takes ``v (s, r, *batch, m)``, ``vjp`` and ``jac_diag``
+        return ``(s, r, *batch, m)``; the solvers take ``x0 (r, *batch, m) = (x_{-r}, ...,
+        x_{-1})`` (see :class:`Chain`).
 
     Raises
     ------
     TypeError
-        If ``step`` or a given derivative is not callable.
+        If ``step`` or a given derivative is not callable, or ``order`` is not an int.
+    ValueError
+        If ``order < 1``.
 
     Examples
     --------
@@ -85,6 +104,12 @@ class FunctionChain:
     >>> sol = pcr.solve_chain(chain, np.array([1.0]), 100)
     >>> round(float(sol.states[-1, 0]), 6)  # the fixed point of cos
     0.739085
+
+    A chain of order 2, the Fibonacci recurrence ``x_k = x_{k-1} + x_{k-2}``:
+
+    >>> fib = pcr.FunctionChain(lambda x, k: x[:, 0] + x[:, 1], order=2)
+    >>> pcr.sequential_chain(fib, np.array([[0.0], [1.0]]), 6)[:, 0]
+    array([ 1.,  2.,  3.,  5.,  8., 13.])
     """
 
     def __init__(
@@ -96,6 +121,7 @@ class FunctionChain:
         jac_blocks: Callable[[Any, Any], Any] | None = None,
         jvp: Callable[[Any, Any, Any], Any] | None = None,
         vjp: Callable[[Any, Any, Any], Any] | None = None,
+        order: int = 1,
     ) -> None:
         given = {
             "step": step,
@@ -108,6 +134,7 @@ class FunctionChain:
         for name, f in given.items():
             if (f is not None or name == "step") and not callable(f):
                 raise TypeError(f"FunctionChain: `{name}` must be callable; got {type(f).__name__}.")
+        self.order = chain_order(order, "FunctionChain: `order`")
         self.step = step
         self.jac = jac
         self.jac_diag = jac_diag
@@ -117,7 +144,21 @@ class FunctionChain:
 
     def __repr__(self) -> str:
         given = [n for n in ("jac", "jac_diag", "jac_blocks", "jvp", "vjp") if getattr(self, n) is not None]
-        return f"FunctionChain(step{''.join(', ' + n for n in given)})"
+        order = f", order={self.order}" if self.order != 1 else ""
+        return f"FunctionChain(step{''.join(', ' + n for n in given)}{order})"
+
+
+def chain_order(value: Any, name: str) -> int:
+    """``value`` as a chain order, an int ``>= 1``; ``name`` is how messages call it."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int >= 1; got bool.")
+    try:
+        r = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int >= 1; got {type(value).__name__} {value!r}.") from None
+    if r < 1:
+        raise ValueError(f"{name} must be >= 1 (1: x_k = f_k(x_(k-1)); r: the last r states); got {r}.")
+    return r
 
 
 @dataclass(frozen=True)

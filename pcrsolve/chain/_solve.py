@@ -15,14 +15,22 @@ from .. import _backend, _validation
 from . import _validation as check
 from ._eval import Evaluator
 from ._loop import solve
+from ._order import lift, order_method
 from ._policy import Options
 from ._protocol import Chain, ChainSolution
 from ._sequential import run_sequential
 
 __all__ = ["CHAIN_METHODS", "sequential_chain", "solve_chain"]
 
-CHAIN_METHODS = ("newton", "diagonal", "block", "picard", "jacobi", "sequential")
-_KIND = {"newton": "dense", "diagonal": "diag", "block": "block", "picard": "identity", "jacobi": "zero"}
+CHAIN_METHODS = ("newton", "band1", "diagonal", "block", "picard", "jacobi", "sequential")
+_KIND = {
+    "newton": "dense",
+    "band1": "dense",
+    "diagonal": "diag",
+    "block": "block",
+    "picard": "identity",
+    "jacobi": "zero",
+}
 
 # --------------------------------------------------------------------------- solvers
 
@@ -57,10 +65,11 @@ def solve_chain(
         and :class:`FunctionChain`).
     x0 : (*batch, m) array_like
         The state before the first step. Its array library decides the backend; integers
-        promote to float64.
+        promote to float64. For a chain of order ``r > 1`` (``chain.order``): ``(r, *batch,
+        m)``, the ``r`` states before the first step, oldest first, ``x0[i] = x_{i-r}``.
     n_steps : int
         Number of steps ``n >= 0``.
-    method : {"newton", "diagonal", "block", "picard", "jacobi", "sequential"}, optional
+    method : {"newton", "band1", "diagonal", "block", "picard", "jacobi", "sequential"}, optional
         ``A_k`` of the linear step. ``"newton"`` (default): the dense Jacobian (from
         ``linearize``, else ``jac``, else ``m`` ``jvp`` probes in one call); quadratic
         convergence, a linear chain in one iteration; Jacobian memory O(n m^2) (or
@@ -72,7 +81,9 @@ def solve_chain(
         identity, suited to ``x + h g(x)`` chains (ODE solvers, diffusion samplers); needs
         only ``step``. ``"jacobi"``: zero, the
         fixed-point iteration ``X_k <- f_k(X_{k-1})``; needs only ``step``.
-        ``"sequential"``: the plain loop.
+        ``"sequential"``: the plain loop. ``"band1"``: for chains of order ``r > 1``, Newton
+        with the lag-1 Jacobians only (the skip connections' Jacobians dropped, see Notes);
+        the same as ``"newton"`` for ``r = 1``.
     x_init : (n_steps, *batch, m) array_like, optional
         A first guess of the states (a warm start); by default ``x0`` repeated (with a
         ``window``: each newly entering step starts from the latest state).
@@ -171,6 +182,19 @@ def solve_chain(
     ``method="auto"`` of :func:`linear_recurrence` (the work-optimal loop on the CPU); on
     other backends on the PCR kernels.
 
+    Chains of order ``r``. They are solved as first-order chains on the stacked state
+    ``X_k = (x_k, x_{k-1}, ..., x_{k-r+1})`` (size ``r m``), whose Jacobian is the block
+    companion matrix ``[[J_{k,1} ... J_{k,r}], [I 0 ...], ..., [0 ... I 0]]`` with ``J_{k,j} =
+    df_k/dx_{k-j}``. ``"newton"``: this companion matrix, which makes each iteration exactly
+    Newton's step on the block lower-banded system of the order-``r`` chain (memory O(n (r m)^2),
+    on the CPU O(block (r m)^2)); ``"band1"``: ``J_{k,2..r}`` set to zero (quasi-Newton: fewer
+    Jacobian probes when only ``jvp`` is given, more iterations); ``"diagonal"``: the
+    diagonal of ``J_{k,1}``, the older copies in the stacked state taken from the previous
+    iterate; ``"picard"``: ``J_{k,1} = I`` likewise; ``"jacobi"``: zero (each state from the
+    previous iterate's stacked state, whose lag-``j`` copy is ``j - 1`` sweeps old). Every
+    method keeps the frozen-prefix guarantee: at most ``n`` sweeps. ``tol`` applies to the
+    stacked state's update.
+
     See Also
     --------
     sequential_chain : The reference loop.
@@ -194,6 +218,7 @@ def solve_chain(
     True
     """
     check.check_chain(chain, "solve_chain")
+    order = check.order(chain)
     method = _validation.method(method, CHAIN_METHODS, "solve_chain")
     n = check.n_steps(n_steps)
     max_iter = check.optional_int(max_iter, "max_iter", 0)
@@ -214,19 +239,27 @@ def solve_chain(
     )
     x = check.x0(be, x, dtype)
     dtype = x.dtype
-    batch, m = tuple(x.shape[:-1]), x.shape[-1]
+    lifted = None
+    if order > 1:  # solved as a first-order chain on the stacked state (see chain._order)
+        method, mode = order_method(method)
+        lifted = lift(be, chain, x, order, mode, "solve_chain")
+    one = x if lifted is None else lifted.template
     if x_init is not None:
-        X = xp.asarray(check.states_like(be, x_init, "x_init", n, x, "a guess of every state"), copy=True)
-    else:
-        X = xp.empty((n, *batch, m), dtype=dtype)
-    ev = Evaluator(chain, xp, dtype, batch, m)
+        X = xp.asarray(check.states_like(be, x_init, "x_init", n, one, "a guess of every state"), copy=True)
+        X = X if lifted is None else lifted.stack(X)
+    if lifted is not None:
+        chain, x = lifted.chain, lifted.x0
+    if x_init is None:
+        X = xp.empty((n, *x.shape), dtype=dtype)
+    ev = Evaluator(chain, xp, dtype, tuple(x.shape[:-1]), x.shape[-1])
+    own = (lambda S: S) if lifted is None else lifted.own
 
     if n == 0:
-        return ChainSolution(X, True, 0, (), "converged", "nothing to solve (n_steps = 0).", 0, 0)
+        return ChainSolution(own(X), True, 0, (), "converged", "nothing to solve (n_steps = 0).", 0, 0)
     if method == "sequential":
         run_sequential(ev, X, x[None, ...], xp.arange(n), 0, n)
         return ChainSolution(
-            X, True, 0, (), "sequential", f"ran the {n} steps sequentially.", ev.n_step_evals, 0
+            own(X), True, 0, (), "sequential", f"ran the {n} steps sequentially.", ev.n_step_evals, 0
         )
     dtol = check.default_tol(xp, dtype)
     opts = Options(
@@ -245,7 +278,7 @@ def solve_chain(
     )
     out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)
     return ChainSolution(
-        out.states,
+        own(out.states),
         out.converged,
         int(out.iterations),
         tuple(float(r) for r in out.residuals),
@@ -264,7 +297,9 @@ def sequential_chain(chain: Chain, x0: Any, n_steps: int) -> Any:
     chain : Chain
         The chain; only ``step`` is used, called with ``k`` of shape ``(1,)``.
     x0 : (*batch, m) array_like
-        The state before the first step; its array library is the result's.
+        The state before the first step; its array library is the result's. For a chain of
+        order ``r > 1``: ``(r, *batch, m)``, the ``r`` states before the first step, oldest
+        first.
     n_steps : int
         Number of steps ``n >= 0``.
 
@@ -286,11 +321,16 @@ def sequential_chain(chain: Chain, x0: Any, n_steps: int) -> Any:
     array([0.5   , 1.25  , 2.625 , 4.3125])
     """
     check.check_chain(chain, "sequential_chain")
+    order = check.order(chain)
     n = check.n_steps(n_steps)
     be = _backend.resolve({"x0": x0})
     xp = be.xp
     x = check.x0(be, x0)
+    lifted = None if order == 1 else lift(be, chain, x, order, "full", "sequential_chain")
+    if lifted is not None:
+        chain, x = lifted.chain, lifted.x0
     batch, m = tuple(x.shape[:-1]), x.shape[-1]
     X = xp.empty((n, *batch, m), dtype=x.dtype)
     ev = Evaluator(chain, xp, x.dtype, batch, m)
-    return run_sequential(ev, X, x[None, ...], xp.arange(n), 0, n)
+    X = run_sequential(ev, X, x[None, ...], xp.arange(n), 0, n)
+    return X if lifted is None else lifted.own(X)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import _validation
 from ._eval import has
+from ._protocol import chain_order
 
 __all__ = [
     "check_chain",
@@ -15,6 +16,7 @@ __all__ = [
     "needs",
     "optional_float",
     "optional_int",
+    "order",
     "states_like",
     "x0",
 ]
@@ -111,9 +113,9 @@ def optional_float(value: Any, name: str, low: float, high: float, low_open: boo
 
 def needs(chain: Any, method: str) -> None:
     """Raise ValueError if the chain lacks the derivatives ``method`` needs."""
-    if method == "newton" and not any(has(chain, n) for n in ("jac", "jvp", "linearize")):
+    if method in ("newton", "band1") and not any(has(chain, n) for n in ("jac", "jvp", "linearize")):
         raise ValueError(
-            "method='newton' needs the chain's dense Jacobian: give `jac(x_prev, k)` "
+            f"method={method!r} needs the chain's dense Jacobian: give `jac(x_prev, k)` "
             "(s, *batch, m, m), `jvp(x_prev, k, v)` or `linearize(x_prev, k)`, e.g. "
             "FunctionChain(step, jac=...); methods 'picard', 'jacobi' and 'sequential' need only `step`."
         )
@@ -129,6 +131,11 @@ def needs(chain: Any, method: str) -> None:
             "(s, *batch, m/b, b, b), e.g. FunctionChain(step, jac_blocks=...); for a dense Jacobian "
             "use method='newton', for its diagonal method='diagonal'."
         )
+
+
+def order(chain: Any) -> int:
+    """The chain's order ``r >= 1`` (``chain.order``, 1 when absent)."""
+    return chain_order(getattr(chain, "order", 1), "`chain.order`")
 
 
 def default_tol(xp: Any, dtype: Any) -> float:
