@@ -17,7 +17,16 @@ from typing import Any
 from ._backend import use_backend
 from ._config import show_config
 from ._errors import SingularMatrixError
-from .chain import Chain, ChainSolution, FunctionChain, chain_adjoint, sequential_chain, solve_chain
+from .chain import (
+    AutoregressiveSolution,
+    Chain,
+    ChainSolution,
+    FunctionChain,
+    chain_adjoint,
+    sequential_chain,
+    solve_autoregressive,
+    solve_chain,
+)
 from .linear import (
     BlockTridiagonalFactorization,
     TridiagonalFactorization,
@@ -31,6 +40,7 @@ from .linear import (
 )
 
 __all__ = [
+    "AutoregressiveSolution",
     "BlockTridiagonalFactorization",
     "Chain",
     "ChainSolution",
@@ -44,6 +54,7 @@ __all__ = [
     "linear_recurrence",
     "sequential_chain",
     "show_config",
+    "solve_autoregressive",
     "solve_bidiagonal",
     "solve_block_bidiagonal",
     "solve_block_tridiagonal",

@@ -1,0 +1,189 @@
+"""The sweeps of :func:`pcrsolve.solve_autoregressive` over a frozen prefix, and the fallback.
+
+The same scheme as the chain solver's loop (:mod:`._loop`), with its policy reused as is: the
+frozen prefix advances by at least one position per sweep, the acceptance threshold and the
+cost rules come from :mod:`._policy`, and when more sweeps cannot pay the remaining positions
+are sampled one by one (Gauss-Seidel). "One step of the sequential loop" is one call of
+``func``: its fastest call is ``t_step``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _ar_sweep as sweeps
+from ._ar_eval import Problem
+from ._policy import Options, State, should_stop
+from ._progress import Progress
+from ._sequential import first_true
+
+__all__ = ["Method", "Outcome", "run"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A validated method with its options."""
+
+    name: str  # "jacobi", "jacobi_gs", "newton" ("gs_jacobi" is "jacobi" with a window)
+    window: int | None = None
+    block_size: int | None = None
+    bandwidth: int | None = None
+
+
+@dataclass
+class Outcome:
+    converged: bool
+    iterations: int
+    residuals: list[float]
+    status: str
+    message: str
+
+
+def _sweep(be, pb: Problem, opts: Options, meth: Method, X, p: int, prev) -> tuple[sweeps.Swept, int]:
+    n = pb.n
+    e = n if meth.window is None else min(n, p + meth.window)
+    if meth.name == "jacobi_gs":
+        return sweeps.jacobi_gs(pb, opts, X, p, e, meth.block_size, prev), e
+    if meth.name == "newton":
+        return sweeps.newton(be, pb, opts, X, p, e, meth.bandwidth, prev), e
+    return sweeps.jacobi(pb, opts, X, p, e, prev), e
+
+
+def _raise_bad(pb: Problem, bad: Any, p: int) -> None:
+    """Raise for the first non-finite exact position in ``bad (*batch, exact)`` (host sync)."""
+    xp, nb = pb.xp, len(pb.batch)
+    per = xp.any(bad, axis=tuple(range(nb))) if nb else bad
+    i = int(first_true(xp, per))
+    raise sweeps.nonfinite(pb, p + i, int(first_true(xp, xp.reshape(bad[..., i], (-1,)))))
+
+
+def _info(st: State, pb: Problem, residual: Any, window: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "iteration": st.sweeps,
+        "residual": residual,
+        "prefix": st.p,
+        "window": window,
+        "n_evals": pb.n_evals,
+        "n_jac_evals": pb.n_jac_evals,
+    }
+
+
+def run(be, pb: Problem, opts: Options, meth: Method, X: Any) -> Outcome:
+    """Solve in place on the canonical iterate ``X (*batch, n)``."""
+    total = opts.max_iter if opts.fixed else pb.n
+    progress = Progress(opts.progress, total, "solve_autoregressive", "position")
+    try:
+        with np.errstate(all="ignore"):  # non-finite iterates are handled, not reported
+            if opts.fixed:
+                return _fixed(be, pb, opts, meth, X, progress)
+            return _adaptive(be, pb, opts, meth, X, progress)
+    finally:
+        progress.close()
+
+
+def _adaptive(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Progress) -> Outcome:
+    xp, n = pb.xp, pb.n
+    st = State()
+    residuals: list[float] = []
+    reason = None
+    while st.p < n:
+        if opts.max_iter is not None and st.sweeps >= opts.max_iter:
+            reason = f"max_iter = {opts.max_iter} sweeps did not converge"
+            break
+        if st.sweeps:  # the cost rules of solve_chain, one call of func as the loop's step
+            st.t_step = pb.t_call
+            reason = should_stop(st, opts, n, residuals)
+            if reason is not None:
+                break
+        p = st.p
+        t0, t_eval = time.perf_counter(), pb.eval_time
+        out, e = _sweep(be, pb, opts, meth, X, p, residuals[-1] if residuals else None)
+        n_ok, err = int(out.n_ok), float(out.max_err)
+        if bool(xp.any(out.bad)):
+            _raise_bad(pb, out.bad, p)
+        if st.sweeps:
+            st.sweep_times.append(time.perf_counter() - t0)
+        else:
+            st.first_eval = pb.eval_time - t_eval
+        st.sweeps += 1
+        st.iterations += err > opts.tol
+        st.p = p + n_ok
+        st.prefixes.append(st.p)
+        residuals.append(err)
+        # Sweeps that meet non-finite values and advance only by their exact positions count
+        # towards rule (c) of the cost rules (there is no damping to retry with here).
+        st.trouble = st.trouble + 1 if err == math.inf and n_ok <= out.exact else 0
+        progress.update(st.sweeps, st.p, n, err)
+        if opts.callback is not None:
+            opts.callback(_info(st, pb, err, (p, e)))
+    if st.p >= n:
+        return Outcome(
+            True,
+            st.iterations,
+            residuals,
+            "converged",
+            f"converged in {st.iterations} iterations ({st.sweeps} sweeps, {pb.n_evals} calls of func).",
+        )
+    start = st.p
+    sweeps.gauss_seidel(pb, X, start, n)
+    return Outcome(
+        True,
+        st.iterations,
+        residuals,
+        "sequential",
+        f"sampled positions {start}..{n - 1} one by one after {st.sweeps} sweeps: {reason}.",
+    )
+
+
+def _fixed(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Progress) -> Outcome:
+    """Exactly ``max_iter`` sweeps (fewer once every position is exact), no host sync inside."""
+    xp, n, nb = pb.xp, pb.n, len(pb.batch)
+    assert opts.max_iter is not None
+    p, reached, count = 0, 0, 0
+    residuals: list[Any] = []
+    bad_pos, bad_elem = xp.asarray(-1), xp.asarray(-1)
+    while count < opts.max_iter and p < n:
+        out, e = _sweep(be, pb, opts, meth, X, p, None)
+        # The first non-finite exact position and batch element, kept on the device.
+        per = xp.any(out.bad, axis=tuple(range(nb))) if nb else out.bad
+        i = first_true(xp, per)
+        column = xp.take(out.bad, xp.reshape(xp.minimum(i, xp.asarray(out.exact - 1)), (1,)), axis=-1)
+        hit = xp.any(per) & (bad_pos < 0)
+        bad_elem = xp.where(hit, first_true(xp, xp.reshape(column, (-1,))), bad_elem)
+        bad_pos = xp.where(hit, p + i, bad_pos)
+        count += 1
+        reached = max(reached, e)
+        p += out.exact
+        residuals.append(out.max_err)
+        progress.update(count, count, opts.max_iter, out.max_err)
+        if opts.callback is not None:
+            st = State(p=p, sweeps=count)
+            opts.callback(_info(st, pb, out.max_err, (p - out.exact, e)))
+    # One synchronisation after the loop.
+    if int(bad_pos) >= 0:
+        raise sweeps.nonfinite(pb, int(bad_pos), int(bad_elem))
+    host = [float(r) for r in residuals]
+    last = host[-1] if host else math.inf
+    if p < n and reached < n:  # a window that never reached the end: sample the rest
+        sweeps.gauss_seidel(pb, X, p, n)
+        return Outcome(
+            True,
+            count,
+            host,
+            "sequential",
+            f"{count} fixed sweeps; positions {p}..{n - 1}, which the window never reached, were sampled "
+            "one by one.",
+        )
+    converged = p >= n or last <= opts.default_tol
+    message = f"{count} fixed sweeps (tol=0); the last update was {last:.3g}" + (
+        "."
+        if converged
+        else f", above the default tolerance {opts.default_tol:.3g}: the positions after the exact "
+        "prefix are the last iterate, not verified. Raise max_iter or use tol=None."
+    )
+    return Outcome(converged, count, host, "converged" if converged else "max_iter", message)
