@@ -54,6 +54,25 @@ def test_chain_cases_match_sequential(case):
     assert 1 <= row.extra["iterations"] <= 32
 
 
+def test_made_case_samples_identically_in_fewer_calls():
+    row = _demo.made_sampling(pixels=48, hidden=32, batch=3, rounds=1)
+    assert row.error == 0.0  # bit for bit the pixel-by-pixel samples
+    assert row.extra["converged"] and 1 <= row.extra["sweeps"] < 48
+    assert "identical" in row.extra["note"]
+
+
+def test_made_is_autoregressive():
+    """Output position i of the demo's MADE does not move when positions >= i do."""
+    model = _demo.MADE(20, (16, 16), seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 20))
+    for i in range(20):
+        y = x.copy()
+        y[:, i:] = rng.standard_normal((2, 20 - i))
+        for a, b in zip(model.params(x), model.params(y)):
+            np.testing.assert_array_equal(a[:, : i + 1], b[:, : i + 1])
+
+
 def test_table_is_aligned_and_points_to_docs():
     out = io.StringIO()
     cases = [
