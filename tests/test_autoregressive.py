@@ -33,7 +33,6 @@ METHODS = {
 def no_fallback(monkeypatch):
     """Disable the cost rules, so that the sweeps alone decide."""
     monkeypatch.setattr(_policy, "should_stop", lambda *args: None)
-    monkeypatch.setattr("pcrsolve.chain._ar_loop.should_stop", lambda *args: None)
 
 
 # --------------------------------------------------------------------------- models and references

@@ -111,15 +111,14 @@ class Problem:
 
     def f(self, X: Any) -> Any:
         """``func`` on a canonical iterate (a private copy: ``func`` cannot touch the iterate)."""
-        xp = self.xp
-        arg = self.to_user(xp.asarray(X, copy=True))
         t0 = time.perf_counter()
-        out = self.func(arg)
-        dt = time.perf_counter() - t0
+        out = self.func(self.to_user(self.xp.asarray(X, copy=True)))
+        out = self.to_canon(self._check("func", out, self.shape, "x_init.shape"))
+        dt = time.perf_counter() - t0  # a step of the loop: the call with its copy and checks
         self.eval_time += dt
         self.t_call = min(self.t_call, max(dt, 1e-9))
         self.n_evals += 1
-        return self.to_canon(self._check("func", out, self.shape, "x_init.shape"))
+        return out
 
     def jacobian(self, X: Any, p: int, e: int) -> Any:
         """The window ``[p, e)`` of the Jacobian, ``(*batch, s, s)``: from ``jac``, else ``s`` probes."""

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from . import _ar_sweep as sweeps
+from . import _policy
 from ._ar_eval import Problem
-from ._policy import Options, State, should_stop
+from ._policy import Options, State
 from ._progress import Progress
 from ._sequential import first_true
 
@@ -44,14 +45,14 @@ class Outcome:
     message: str
 
 
-def _sweep(be, pb: Problem, opts: Options, meth: Method, X, p: int, prev) -> tuple[sweeps.Swept, int]:
+def _sweep(be, pb: Problem, meth: Method, X, p: int) -> tuple[sweeps.Swept, int]:
     n = pb.n
     e = n if meth.window is None else min(n, p + meth.window)
     if meth.name == "jacobi_gs":
-        return sweeps.jacobi_gs(pb, opts, X, p, e, meth.block_size, prev), e
+        return sweeps.jacobi_gs(pb, X, p, e, meth.block_size), e
     if meth.name == "newton":
-        return sweeps.newton(be, pb, opts, X, p, e, meth.bandwidth, prev), e
-    return sweeps.jacobi(pb, opts, X, p, e, prev), e
+        return sweeps.newton(be, pb, X, p, e, meth.bandwidth), e
+    return sweeps.jacobi(pb, X, p, e), e
 
 
 def _raise_bad(pb: Problem, bad: Any, p: int) -> None:
@@ -97,15 +98,16 @@ def _adaptive(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Pr
             break
         if st.sweeps:  # the cost rules of solve_chain, one call of func as the loop's step
             st.t_step = pb.t_call
-            reason = should_stop(st, opts, n, residuals)
+            reason = _policy.should_stop(st, opts, n, residuals)
             if reason is not None:
                 break
         p = st.p
         t0, t_eval = time.perf_counter(), pb.eval_time
-        out, e = _sweep(be, pb, opts, meth, X, p, residuals[-1] if residuals else None)
-        n_ok, err = int(out.n_ok), float(out.max_err)
+        out, e = _sweep(be, pb, meth, X, p)
         if bool(xp.any(out.bad)):
             _raise_bad(pb, out.bad, p)
+        err = float(out.max_err)
+        n_ok = out.converged(be, opts, residuals[-1] if residuals else None)
         if st.sweeps:
             st.sweep_times.append(time.perf_counter() - t0)
         else:
@@ -142,20 +144,14 @@ def _adaptive(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Pr
 
 def _fixed(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Progress) -> Outcome:
     """Exactly ``max_iter`` sweeps (fewer once every position is exact), no host sync inside."""
-    xp, n, nb = pb.xp, pb.n, len(pb.batch)
+    xp, n = pb.xp, pb.n
     assert opts.max_iter is not None
     p, reached, count = 0, 0, 0
     residuals: list[Any] = []
-    bad_pos, bad_elem = xp.asarray(-1), xp.asarray(-1)
+    bad: list[tuple[int, Any]] = []  # (p, non-finite flags of the exact positions) per sweep
     while count < opts.max_iter and p < n:
-        out, e = _sweep(be, pb, opts, meth, X, p, None)
-        # The first non-finite exact position and batch element, kept on the device.
-        per = xp.any(out.bad, axis=tuple(range(nb))) if nb else out.bad
-        i = first_true(xp, per)
-        column = xp.take(out.bad, xp.reshape(xp.minimum(i, xp.asarray(out.exact - 1)), (1,)), axis=-1)
-        hit = xp.any(per) & (bad_pos < 0)
-        bad_elem = xp.where(hit, first_true(xp, xp.reshape(column, (-1,))), bad_elem)
-        bad_pos = xp.where(hit, p + i, bad_pos)
+        out, e = _sweep(be, pb, meth, X, p)
+        bad.append((p, out.bad))
         count += 1
         reached = max(reached, e)
         p += out.exact
@@ -164,9 +160,11 @@ def _fixed(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Progr
         if opts.callback is not None:
             st = State(p=p, sweeps=count)
             opts.callback(_info(st, pb, out.max_err, (p - out.exact, e)))
-    # One synchronisation after the loop.
-    if int(bad_pos) >= 0:
-        raise sweeps.nonfinite(pb, int(bad_pos), int(bad_elem))
+    # One synchronisation after the loop (and a few more only to name a non-finite position).
+    if bad and bool(xp.any(xp.stack([xp.any(b) for _, b in bad]))):
+        for start, b in bad:
+            if bool(xp.any(b)):
+                _raise_bad(pb, b, start)
     host = [float(r) for r in residuals]
     last = host[-1] if host else math.inf
     if p < n and reached < n:  # a window that never reached the end: sample the rest

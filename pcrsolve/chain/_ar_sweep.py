@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..linear._recurrence import recurrence_kernel
 from ._ar_eval import Problem
 from ._order import companion
@@ -29,12 +31,25 @@ _GS_BLOCK = 64
 
 @dataclass
 class Swept:
-    """What one sweep reports: device numbers, and one host number known without the data."""
+    """What one sweep reports: device arrays, and one host number known without the data."""
 
-    n_ok: Any  # positions from p that converged (>= exact)
-    max_err: Any  # the largest scaled update (inf when non-finite values were held back)
+    err: Any  # (s,): per position, the largest scaled update over the batch (inf: held back)
+    max_err: Any  # its maximum
     bad: Any  # (*batch, exact) bool: non-finite values at positions the sweep made exact
     exact: int  # positions from p exact after this sweep, whatever the data
+
+    def converged(self, be, opts: Options, prev: Any) -> int:
+        """Positions from ``p`` that converged (host int, ``>= exact``; synchronises).
+
+        A position counts when its update is within the threshold predicted from the last two
+        sweeps (:func:`pcrsolve.chain._policy.threshold`); the first ``exact`` always do.
+        """
+        xp = be.xp
+        over = self.err[self.exact :] > threshold(xp, opts, self.max_err, prev)
+        if be.is_cpu_numpy:  # NumPy arrays: the host path, without the namespace's wrappers
+            hit = np.flatnonzero(over)
+            return self.exact + (int(hit[0]) if hit.size else over.shape[0])
+        return self.exact + int(first_true(xp, over))
 
 
 def nonfinite(pb: Problem, position: int, flat_batch: int) -> FloatingPointError:
@@ -50,41 +65,36 @@ def _per_position(xp, a: Any, nb: int) -> Any:
     return xp.max(a, axis=tuple(range(nb))) if nb else a
 
 
-def _stats(xp, opts: Options, old: Any, new: Any, keep: Any, exact: int, prev: Any, nb: int):
-    """``(n_ok, max_err)`` of a sweep that moved ``old`` to ``new`` on ``[p, e)`` (``keep``: held back).
+def _swept(xp, old: Any, new: Any, keep: Any, bad: Any, exact: int, nb: int) -> Swept:
+    """The report of a sweep that moved ``old`` to ``new`` on ``[p, e)`` (``keep``: held back).
 
-    The scaled update ``|dx| / (1 + |x|)`` per element, its maximum over the batch per
-    position; a position counts as converged when that is within the threshold predicted from
-    the last two sweeps (:func:`pcrsolve.chain._policy.threshold`), the first ``exact`` always.
+    The scaled update ``|dx| / (1 + |x|)`` per element, then its maximum over the batch per
+    position (the worst batch element decides).
     """
     step = xp.abs(new - old) / (1 + xp.abs(new))
-    err = xp.where(keep, xp.asarray(math.inf, dtype=step.dtype), step)
-    err = _per_position(xp, err, nb)
-    max_err = xp.max(err)
-    over = err > threshold(xp, opts, max_err, prev)
-    over = xp.concat([xp.zeros((exact,), dtype=xp.bool), over[exact:]], axis=0)
-    return first_true(xp, over), max_err
+    err = _per_position(xp, xp.where(keep, xp.asarray(math.inf, dtype=step.dtype), step), nb)
+    return Swept(err, xp.max(err), bad, exact)
 
 
-def jacobi(pb: Problem, opts: Options, X: Any, p: int, e: int, prev: Any) -> Swept:
+def jacobi(pb: Problem, X: Any, p: int, e: int) -> Swept:
     """``x <- func(x)`` on ``[p, e)``; non-finite values are held back where they appear."""
-    xp, nb = pb.xp, len(pb.batch)
+    xp = pb.xp
     F = pb.f(X)
     old, new = X[..., p:e], F[..., p:e]
     keep = ~xp.isfinite(new)
-    n_ok, max_err = _stats(xp, opts, old, new, keep, 1, prev, nb)
+    out = _swept(xp, old, new, keep, keep[..., :1], 1, len(pb.batch))
     X[..., p:e] = xp.where(keep, old, new)
-    return Swept(n_ok, max_err, keep[..., :1], 1)
+    return out
 
 
-def jacobi_gs(pb: Problem, opts: Options, X: Any, p: int, e: int, b: int, prev: Any) -> Swept:
+def jacobi_gs(pb: Problem, X: Any, p: int, e: int, b: int) -> Swept:
     """Blocks of ``b`` positions (aligned at 0): Gauss-Seidel inside, Jacobi across.
 
     Sub-step ``j`` sets offset ``j`` of every block from one call of ``func`` on the
     current iterate, so a sweep costs ``min(b, e - p)`` calls and leaves the block holding
     ``p`` exact up to its end.
     """
-    xp, nb = pb.xp, len(pb.batch)
+    xp = pb.xp
     old = xp.asarray(X[..., p:e], copy=True)
     keep = xp.zeros(old.shape, dtype=xp.bool)
     for j in range(b):
@@ -97,11 +107,10 @@ def jacobi_gs(pb: Problem, opts: Options, X: Any, p: int, e: int, b: int, prev: 
         X[..., start:e:b] = xp.where(bad, cur, new)
         keep[..., start - p : e - p : b] = bad
     exact = min(e, (p // b + 1) * b) - p
-    n_ok, max_err = _stats(xp, opts, old, X[..., p:e], keep, exact, prev, nb)
-    return Swept(n_ok, max_err, keep[..., :exact], exact)
+    return _swept(xp, old, X[..., p:e], keep, keep[..., :exact], exact, len(pb.batch))
 
 
-def newton(be, pb: Problem, opts: Options, X: Any, p: int, e: int, bandwidth: int | None, prev: Any) -> Swept:
+def newton(be, pb: Problem, X: Any, p: int, e: int, bandwidth: int | None) -> Swept:
     """Newton's step ``(I - L) d = func(x) - x`` on ``[p, e)``, ``L`` the Jacobian's strict lower part.
 
     Dense: a unit lower triangular solve (SciPy on the CPU, ``linalg.solve`` elsewhere).
@@ -109,7 +118,7 @@ def newton(be, pb: Problem, opts: Options, X: Any, p: int, e: int, bandwidth: in
     recurrence kernels, through its companion form. Non-finite values (from ``func`` or the
     Jacobian at a poor iterate) are held back from the first one on, per batch element.
     """
-    xp, nb, s = pb.xp, len(pb.batch), e - p
+    xp, s = pb.xp, e - p
     F = pb.f(X)
     old = X[..., p:e]
     R = F[..., p:e] - old
@@ -123,9 +132,9 @@ def newton(be, pb: Problem, opts: Options, X: Any, p: int, e: int, bandwidth: in
     new = xp.concat([F[..., p : p + 1], (old + d)[..., 1:]], axis=-1)
     bad = ~xp.isfinite(new)
     keep = xp.cumulative_sum(xp.astype(bad, xp.int32), axis=-1) > 0  # NaN spreads along the solve
-    n_ok, max_err = _stats(xp, opts, old, new, keep, 1, prev, nb)
+    out = _swept(xp, old, new, keep, bad[..., :1], 1, len(pb.batch))
     X[..., p:e] = xp.where(keep, old, new)
-    return Swept(n_ok, max_err, bad[..., :1], 1)
+    return out
 
 
 def _triangular(be, xp, J: Any, R: Any) -> Any:
