@@ -173,14 +173,7 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progres
             troubled = err == math.inf
             if bool(xp.any(f0_bad)):
                 raise nonfinite_error(p, ev.batch, int(first_true(xp, f0_bad)))
-            if st.sweeps:
-                st.sweep_times.append(time.perf_counter() - t0)
-            else:
-                st.first_eval = ev.eval_time - t_eval
-            st.sweeps += 1
-            st.iterations += err > opts.tol
-            st.p = p + n_ok
-            st.prefixes.append(st.p)
+            st.record(p + n_ok, err, opts.tol, time.perf_counter() - t0, ev.eval_time - t_eval)
             residuals.append(err)
             # Damping on trouble: a sweep that met non-finite values and only advanced by its
             # exact first step is retried damped; a clean sweep restores the user's damping.

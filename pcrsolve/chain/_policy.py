@@ -71,6 +71,21 @@ class State:
     prefixes: list[int] = field(default_factory=list)
     t_step: float | None = None
 
+    def record(self, p: int, err: float, tol: float, elapsed: float, evals: float) -> None:
+        """Book a finished sweep: the new frozen prefix ``p``, its largest update, its times.
+
+        ``elapsed``: the sweep's wall time; ``evals``: the time of its evaluations, which stands
+        for the first sweep (whose total includes one-off costs).
+        """
+        if self.sweeps:
+            self.sweep_times.append(elapsed)
+        else:
+            self.first_eval = evals
+        self.sweeps += 1
+        self.iterations += err > tol
+        self.p = p
+        self.prefixes.append(p)
+
 
 def threshold(xp, opts: Options, cur: Any, prev: float | None) -> Any:
     """The largest update with which a step counts as converged after this sweep.
@@ -123,7 +138,7 @@ def sweeps_needed(opts: Options, errs: list[float]) -> float:
     return max(1.0, math.log(tol / e1) / math.log(e1 / e0))
 
 
-def should_stop(st: State, opts: Options, n: int, errs: list[float]) -> str | None:
+def should_stop(st: State, opts: Options, n: int, errs: list[float], forecast: bool = True) -> str | None:
     """The cost rules: why to finish sequentially now, or None to keep sweeping.
 
     (a) budget: the sweeps, at the fastest sweep time seen, would exceed ``_BUDGET`` times
@@ -132,6 +147,9 @@ def should_stop(st: State, opts: Options, n: int, errs: list[float]) -> str | No
     from the rate at which the largest update shrinks or the prefix advances, would take
     longer than the sequential loop over the remaining steps; (c) ``MAX_TROUBLE`` sweeps
     in a row met non-finite values without advancing the prefix past its exact first step.
+    ``forecast=False`` skips rule (b): for sweeps that cost about one step of the loop per
+    step they are sure to fix (autoregressive Jacobi), stopping early could only save their
+    overhead, while a forecast misled by a slow start would forgo their gain.
     """
     if st.trouble >= MAX_TROUBLE:
         return (
@@ -149,6 +167,8 @@ def should_stop(st: State, opts: Options, n: int, errs: list[float]) -> str | No
             f"the parallel sweeps would cost more than {_BUDGET:g}x the sequential loop "
             f"({st.sweeps} sweeps of {t_sweep * 1e3:.3g} ms against {loop * 1e3:.3g} ms)"
         )
+    if not forecast:
+        return None
     if st.sweeps < 2 or (st.sweeps < _EXPLORE_SWEEPS and st.sweeps * t_sweep < _EXPLORE * loop):
         return None  # a forecast needs two sweeps (and the first one's time includes warm-up)
     remaining = n - st.p
