@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["CALLBACKS", "Evaluator", "has"]
+__all__ = ["CALLBACKS", "Evaluator", "check_output", "has"]
 
 CALLBACKS = ("step", "jac", "jac_diag", "jac_blocks", "jvp", "vjp", "linearize")
 
@@ -25,6 +25,35 @@ def has(chain: Any, name: str) -> bool:
 def _shape(a: Any) -> tuple[int, ...] | None:
     shape = getattr(a, "shape", None)
     return None if shape is None else tuple(shape)
+
+
+_HINT = "Step functions are vectorized over the leading step axis: x_prev[i] is the state before step k[i]."
+
+
+def check_output(
+    name: str, out: Any, want: tuple[int, ...], layout: str, dtype: Any, x_prev: tuple[int, ...], hint: str
+) -> Any:
+    """Raise unless callback ``name`` returned an array of shape ``want`` and dtype ``dtype``.
+
+    ``layout`` spells the expected shape, ``x_prev`` is the shape the callback was given, and
+    ``hint`` follows a shape error (how the callbacks are vectorized).
+    """
+    got = _shape(out)
+    if got is None or not hasattr(out, "dtype"):
+        raise TypeError(
+            f"`chain.{name}` must return an array of the states' library, {layout}; got {type(out).__name__}."
+        )
+    if got != want:
+        raise ValueError(
+            f"`chain.{name}` must return shape {layout} = {want} for x_prev of shape {x_prev}; got shape "
+            f"{got}. {hint}"
+        )
+    if out.dtype != dtype:
+        raise TypeError(
+            f"`chain.{name}` must return the states' dtype {dtype}; got {out.dtype}. Keep the dtype of "
+            f"x_prev (e.g. cast the chain's parameters to {dtype}), or pass x0 of dtype {out.dtype}."
+        )
+    return out
 
 
 class Evaluator:
@@ -57,25 +86,7 @@ class Evaluator:
         """Check the first output of callback ``name``: shape ``(s, *batch, *tail)`` and dtype."""
         if name in self._checked:
             return out
-        want = (s, *self.batch, *tail)
-        got = _shape(out)
-        if got is None or not hasattr(out, "dtype"):
-            raise TypeError(
-                f"`chain.{name}` must return an array of the states' library, {layout}; got "
-                f"{type(out).__name__}."
-            )
-        if got != want:
-            raise ValueError(
-                f"`chain.{name}` must return shape {layout} = {want} for x_prev of shape "
-                f"{(s, *self.batch, self.m)}; got shape {got}. Step functions are vectorized over "
-                "the leading step axis: x_prev[i] is the state before step k[i]."
-            )
-        if out.dtype != self.dtype:
-            raise TypeError(
-                f"`chain.{name}` must return the states' dtype {self.dtype}; got {out.dtype}. Keep the "
-                f"dtype of x_prev (e.g. cast the chain's parameters to {self.dtype}), or pass x0 of "
-                f"dtype {out.dtype}."
-            )
+        check_output(name, out, (s, *self.batch, *tail), layout, self.dtype, (s, *self.batch, self.m), _HINT)
         self._checked.add(name)
         return out
 

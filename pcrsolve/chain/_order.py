@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._eval import has
+from ._eval import check_output, has
 
 __all__ = ["Lift", "OrderChain", "companion", "lift", "order_method"]
 
@@ -62,11 +62,6 @@ def companion(xp: Any, blocks: list[Any]) -> Any:
     shift = xp.eye((r - 1) * m, r * m, dtype=top.dtype)
     shift = xp.broadcast_to(shift, (*top.shape[:-2], (r - 1) * m, r * m))
     return xp.concat([top, shift], axis=-2)
-
-
-def _shape(a: Any) -> tuple[int, ...] | None:
-    shape = getattr(a, "shape", None)
-    return None if shape is None else tuple(shape)
 
 
 class OrderChain:
@@ -121,24 +116,11 @@ class OrderChain:
         """Check the first output of the user's callback ``name`` (later ones are trusted)."""
         if name in self._checked:
             return out
-        got = _shape(out)
-        if got is None or not hasattr(out, "dtype"):
-            raise TypeError(
-                f"`chain.{name}` must return an array of the states' library, {layout}; got "
-                f"{type(out).__name__}."
-            )
-        if got != want:
-            raise ValueError(
-                f"`chain.{name}` of a chain of order {self.r} must return shape {layout} = {want} for "
-                f"x_prev of shape (s, order, *batch, m) = {(s, self.r, *self.batch, self.m)}; got shape "
-                f"{got}. With order r, x_prev[:, j] is x_(k-1-j), and a Jacobian has one m x m block per lag."
-            )
-        if out.dtype != self.dtype:
-            raise TypeError(
-                f"`chain.{name}` must return the states' dtype {self.dtype}; got {out.dtype}. Keep the "
-                f"dtype of x_prev (e.g. cast the chain's parameters to {self.dtype}), or pass x0 of "
-                f"dtype {out.dtype}."
-            )
+        hint = (
+            f"With order {self.r}, x_prev[:, j] is x_(k-1-j) (the states before step k, newest first), "
+            "and a Jacobian has one m x m block per lag."
+        )
+        check_output(name, out, want, layout, self.dtype, (s, self.r, *self.batch, self.m), hint)
         self._checked.add(name)
         return out
 
