@@ -7,7 +7,6 @@ The public shell and its result; the sweeps live in :mod:`._ar_sweep`, the loop 
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,12 +67,7 @@ class AutoregressiveSolution:
 
 
 def _axis(axis: Any, shape: tuple[int, ...]) -> int:
-    if isinstance(axis, bool):
-        raise TypeError("`axis` must be an int; got bool.")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"`axis` must be an int; got {type(axis).__name__} {axis!r}.") from None
+    ax = check.as_int(axis, "axis")
     nd = len(shape)
     if not -nd <= ax < nd:
         raise ValueError(
@@ -281,9 +275,13 @@ def solve_autoregressive(
     loop unless ``jvp`` is cheap or batched; ``r`` with ``bandwidth``; one ``jac`` call) and
     a triangular solve (``O(n^2)`` per batch element dense, ``O(n r^2)`` banded); it pays
     where ``func`` is smooth and Jacobi needs many sweeps. The cost rules of
-    :func:`solve_chain` apply with one call of ``func`` as the loop's step: when more sweeps
-    would cost more than sampling the rest one by one, the remaining positions are sampled
-    sequentially.
+    :func:`solve_chain` apply with one call of ``func`` as the loop's step: the remaining
+    positions are sampled one by one once the sweeps would cost more than twice sampling
+    everything, and, for Newton, also once the sweeps still needed (forecast from the shrinking
+    update or the advancing prefix) would cost more than sampling the rest. (A Jacobi-family
+    sweep fixes at least as many positions as it makes calls, so it is never forecast away:
+    it could save only its bookkeeping, while a slow start, common before the converged
+    prefix takes off, would forgo its gain.)
 
     Examples
     --------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Chain", "ChainSolution", "FunctionChain", "chain_order"]
+from ._validation import order_value
+
+__all__ = ["Chain", "ChainSolution", "FunctionChain"]
 
 
 @runtime_checkable
@@ -134,7 +135,7 @@ class FunctionChain:
         for name, f in given.items():
             if (f is not None or name == "step") and not callable(f):
                 raise TypeError(f"FunctionChain: `{name}` must be callable; got {type(f).__name__}.")
-        self.order = chain_order(order, "FunctionChain: `order`")
+        self.order = order_value(order, "order")
         self.step = step
         self.jac = jac
         self.jac_diag = jac_diag
@@ -146,19 +147,6 @@ class FunctionChain:
         given = [n for n in ("jac", "jac_diag", "jac_blocks", "jvp", "vjp") if getattr(self, n) is not None]
         order = f", order={self.order}" if self.order != 1 else ""
         return f"FunctionChain(step{''.join(', ' + n for n in given)}{order})"
-
-
-def chain_order(value: Any, name: str) -> int:
-    """``value`` as a chain order, an int ``>= 1``; ``name`` is how messages call it."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int >= 1; got bool.")
-    try:
-        r = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int >= 1; got {type(value).__name__} {value!r}.") from None
-    if r < 1:
-        raise ValueError(f"{name} must be >= 1 (1: x_k = f_k(x_(k-1)); r: the last r states); got {r}.")
-    return r
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Any
 
 from .. import _validation
 from ._eval import has
-from ._protocol import chain_order
 
 __all__ = [
+    "as_int",
     "check_chain",
     "default_tol",
     "n_steps",
@@ -17,6 +17,7 @@ __all__ = [
     "optional_float",
     "optional_int",
     "order",
+    "order_value",
     "states_like",
     "x0",
 ]
@@ -31,14 +32,19 @@ def check_chain(chain: Any, where: str) -> None:
         )
 
 
+def as_int(value: Any, name: str, expected: str = "an int") -> int:
+    """``value`` as an int (NumPy integers accepted, bool and floats not), else TypeError."""
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be {expected}; got bool.")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be {expected}; got {type(value).__name__} {value!r}.") from None
+
+
 def n_steps(value: Any) -> int:
     """``n_steps`` as a non-negative int (NumPy integers accepted, bool and floats not)."""
-    if isinstance(value, bool):
-        raise TypeError("`n_steps` must be an int; got bool.")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(f"`n_steps` must be an int; got {type(value).__name__} {value!r}.") from None
+    n = as_int(value, "n_steps")
     if n < 0:
         raise ValueError(f"`n_steps` must be >= 0; got {n}.")
     return n
@@ -83,12 +89,7 @@ def optional_int(value: Any, name: str, minimum: int) -> int | None:
     """``None`` or an int ``>= minimum``."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an int or None; got bool.")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"`{name}` must be an int or None; got {type(value).__name__}.") from None
+    v = as_int(value, name, "an int or None")
     if v < minimum:
         raise ValueError(f"`{name}` must be >= {minimum} (or None); got {v}.")
     return v
@@ -133,9 +134,17 @@ def needs(chain: Any, method: str) -> None:
         )
 
 
+def order_value(value: Any, name: str) -> int:
+    """``value`` as a chain order, an int ``>= 1``; ``name`` is how messages call it."""
+    r = as_int(value, name, "an int >= 1")
+    if r < 1:
+        raise ValueError(f"`{name}` must be >= 1 (1: x_k = f_k(x_(k-1)); r: the last r states); got {r}.")
+    return r
+
+
 def order(chain: Any) -> int:
     """The chain's order ``r >= 1`` (``chain.order``, 1 when absent)."""
-    return chain_order(getattr(chain, "order", 1), "`chain.order`")
+    return order_value(getattr(chain, "order", 1), "chain.order")
 
 
 def default_tol(xp: Any, dtype: Any) -> float:
