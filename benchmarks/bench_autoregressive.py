@@ -75,7 +75,7 @@ def _sweeps_only():
     from pcrsolve.chain import _policy
 
     saved = (_policy.should_stop, _policy.eval_budget)
-    _policy.should_stop, _policy.eval_budget = (lambda *args: None), (lambda *args: math.inf)
+    _policy.should_stop, _policy.eval_budget = (lambda *a, **k: None), (lambda *a: math.inf)
     try:
         yield
     finally:

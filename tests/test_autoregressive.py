@@ -32,7 +32,7 @@ METHODS = {
 @pytest.fixture
 def no_fallback(monkeypatch):
     """Disable the cost rules, so that the sweeps alone decide."""
-    monkeypatch.setattr(_policy, "should_stop", lambda *args: None)
+    monkeypatch.setattr(_policy, "should_stop", lambda *args, **kwargs: None)
 
 
 # --------------------------------------------------------------------------- models and references

@@ -98,7 +98,9 @@ def _adaptive(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Pr
             break
         if st.sweeps:  # the cost rules of solve_chain, one call of func as the loop's step
             st.t_step = pb.t_call
-            reason = _policy.should_stop(st, opts, n, residuals)
+            # A Jacobi-family sweep costs about as many calls as the positions it surely fixes,
+            # so only Newton's (Jacobian and solve on top) are weighed against a forecast.
+            reason = _policy.should_stop(st, opts, n, residuals, forecast=meth.name == "newton")
             if reason is not None:
                 break
         p = st.p
@@ -108,14 +110,7 @@ def _adaptive(be, pb: Problem, opts: Options, meth: Method, X: Any, progress: Pr
             _raise_bad(pb, out.bad, p)
         err = float(out.max_err)
         n_ok = out.converged(be, opts, residuals[-1] if residuals else None)
-        if st.sweeps:
-            st.sweep_times.append(time.perf_counter() - t0)
-        else:
-            st.first_eval = pb.eval_time - t_eval
-        st.sweeps += 1
-        st.iterations += err > opts.tol
-        st.p = p + n_ok
-        st.prefixes.append(st.p)
+        st.record(p + n_ok, err, opts.tol, time.perf_counter() - t0, pb.eval_time - t_eval)
         residuals.append(err)
         # Sweeps that meet non-finite values and advance only by their exact positions count
         # towards rule (c) of the cost rules (there is no damping to retry with here).
