@@ -80,6 +80,35 @@ def _forbid_host_values(monkeypatch, xp):
         monkeypatch.setattr(array_type, name, forbidden, raising=False)
 
 
+def hide_tqdm(monkeypatch) -> None:
+    """Make ``import tqdm`` fail, as where tqdm is not installed (progress falls back to lines)."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+
+
+def count_host_syncs(monkeypatch, xp) -> dict[str, int]:
+    """Count ``bool()/int()/float()/index()`` of ``xp``'s arrays (host syncs on a GPU) in ``["n"]``."""
+    counts = {"n": 0}
+    array_type = type(xp.asarray(0.0))
+    for name in ("__bool__", "__float__", "__int__", "__index__"):
+        real = getattr(array_type, name)
+
+        def counting(self, *a, _real=real, **kw):
+            counts["n"] += 1
+            return _real(self, *a, **kw)
+
+        monkeypatch.setattr(array_type, name, counting)
+    return counts
+
+
 def kernel_namespace(name, monkeypatch) -> BackendCase:
     """The namespace an xp kernel runs on; for array_api_strict no host conversion at all."""
     if name == "array_api_strict":

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pcrsolve as pcr
-from conftest import unchanged
+from conftest import count_host_syncs, hide_tqdm, unchanged
 from pcrsolve.chain import _policy
 
 FLOATS = [np.float32, np.float64]
@@ -372,22 +372,13 @@ def test_fixed_iterations_report(rng):
 
 
 def test_callback_and_progress(rng, capsys, monkeypatch, no_fallback):
-    import builtins
-
     n = 30
     model = DenseAR(rng, n)
     seen = []
     sol = pcr.solve_autoregressive(model, np.zeros(n), callback=seen.append)
     assert [d["iteration"] for d in seen] == list(range(1, len(sol.residuals) + 1))
     assert seen[-1]["prefix"] == n and seen[-1]["n_evals"] == sol.n_evals
-    real_import = builtins.__import__
-
-    def no_tqdm(name, *args, **kwargs):
-        if name.startswith("tqdm"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    hide_tqdm(monkeypatch)
     pcr.solve_autoregressive(model, np.zeros(n), progress=True)
     lines = [
         ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("solve_autoregressive: sweep")
@@ -495,16 +486,7 @@ def test_fixed_mode_does_not_synchronise(rng, monkeypatch):
     n = 40
     model = DenseAR(rng, n, (2,))
     f, jac, _ = _strict_model(case, model)
-    counts = {"n": 0}
-    array_type = type(case.asarray(0.0))
-    for name in ("__bool__", "__float__", "__int__", "__index__"):
-        real = getattr(array_type, name)
-
-        def counting(self, *a, _real=real, **k):
-            counts["n"] += 1
-            return _real(self, *a, **k)
-
-        monkeypatch.setattr(array_type, name, counting)
+    counts = count_host_syncs(monkeypatch, case.xp)
     syncs = []
     for k in (3, 12):
         for kw in ({}, {"method": "newton", "jac": jac}, {"method": "jacobi_gs", "block_size": 4}):

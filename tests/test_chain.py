@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pcrsolve as pcr
-from conftest import unchanged
+from conftest import count_host_syncs, hide_tqdm, unchanged
 from pcrsolve.chain import _policy, _sweep
 
 METHODS = ["newton", "diagonal", "picard", "jacobi", "sequential"]
@@ -450,16 +450,7 @@ def test_callback_and_progress(rng, capsys, monkeypatch):
     assert set(infos[0]) >= {"iteration", "residual", "prefix", "window", "n_step_evals"}
     assert all(a["prefix"] <= b["prefix"] for a, b in itertools.pairwise(infos))
     # Without tqdm: one plain line per sweep on stderr.
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_tqdm(name, *args, **kwargs):
-        if name.startswith("tqdm"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    hide_tqdm(monkeypatch)
     capsys.readouterr()
     sol = pcr.solve_chain(ch, np.zeros(3), 80, progress=True)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("solve_chain: sweep")]
@@ -555,16 +546,7 @@ def test_fixed_mode_does_not_synchronise(rng, monkeypatch):
             * xp.take(W, k, axis=0)
         ),
     )
-    counts = {"n": 0}
-    array_type = type(W)
-    for name in ("__bool__", "__float__", "__int__", "__index__"):
-        real = getattr(array_type, name)
-
-        def counting(self, *a, _real=real, **kw):
-            counts["n"] += 1
-            return _real(self, *a, **kw)
-
-        monkeypatch.setattr(array_type, name, counting)
+    counts = count_host_syncs(monkeypatch, xp)
     syncs = []
     for K in (2, 8):
         counts["n"] = 0
