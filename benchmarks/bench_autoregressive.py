@@ -43,6 +43,10 @@ import numpy as np
 if __name__ == "__main__":  # run as a script: use this checkout's pcrsolve, whatever is installed
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling suites' helpers
+
+from bench_chain import _interleaved, _ratios  # warm up, time in alternation; medians and ratios
+
 import pcrsolve as pcr
 from pcrsolve._demo import MADE, pixel_by_pixel
 
@@ -51,22 +55,10 @@ SUITE = "autoregressive"
 # ----------------------------------------------------------------------------- timing
 
 
-def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Medians (ms) and median per-round ratios ``baseline / candidate`` of ``fns``."""
-    for f in fns.values():  # warm-up
-        f()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    base = np.array(times["baseline"])
-    out = {f"{name}_ms": float(np.median(t) * 1e3) for name, t in times.items()}
-    for name, t in times.items():
-        if name != "baseline":
-            out[f"ratio_{name}"] = float(np.median(base / np.array(t)))
-    return out
+def _timed(times: dict[str, np.ndarray], name: str) -> dict[str, float]:
+    """``baseline_ms``, ``pcrsolve_ms`` and ``ratio`` of candidate ``name`` from interleaved times."""
+    r = _ratios(times)
+    return {"baseline_ms": r["baseline_ms"], "pcrsolve_ms": r[f"{name}_ms"], "ratio": r[f"ratio_{name}"]}
 
 
 @contextlib.contextmanager
@@ -80,6 +72,21 @@ def _sweeps_only():
         yield
     finally:
         _policy.should_stop, _policy.eval_budget = saved
+
+
+def _sampled(sol, alone, ref) -> dict[str, Any]:
+    """What a ``solve_autoregressive`` run did (and, with ``alone``, what it did without the cost rules)."""
+    out = {
+        "sweeps": len(sol.residuals),
+        "iterations": sol.iterations,
+        "status": sol.status,
+        "model_calls": sol.n_evals,
+        "max_abs_err": float(np.max(np.abs(sol.x - ref))),
+        "baseline": "pixel-by-pixel sampling (one model call per pixel)",
+    }
+    if alone is not None:
+        out.update(sweeps_alone=len(alone.residuals), calls_alone=alone.n_evals)
+    return out
 
 
 # ----------------------------------------------------------------------------- MADE
@@ -164,15 +171,8 @@ def _made_rows(
                 "n": D,
                 "batch": batch,
                 "method": "jacobi" + (" tol=0" if tol == 0 else ""),
-                "sweeps": len(sol.residuals),
-                "iterations": sol.iterations,
-                "status": sol.status,
-                "model_calls": sol.n_evals,
-                "max_abs_err": float(np.max(np.abs(sol.x - ref))),
-                "baseline": "pixel-by-pixel sampling (one model call per pixel)",
-                "baseline_ms": times["baseline_ms"],
-                "pcrsolve_ms": times[f"{key}_ms"],
-                "ratio": times[f"ratio_{key}"],
+                **_sampled(sol, None, ref),
+                **_timed(times, key),
                 "ideal_ratio": D / len(sol.residuals),
                 "target": 30.0 if name == "made_random" else None,
                 **extra,
@@ -251,18 +251,9 @@ def bench_causal_conv(quick: bool, rounds: int) -> list[dict[str, Any]]:
                 "n": n,
                 "batch": batch,
                 "method": name,
-                "sweeps": len(sol.residuals),
-                "iterations": sol.iterations,
-                "status": sol.status,
-                "model_calls": sol.n_evals,
+                **_sampled(sol, alone, ref),
                 "jvp_tangents": sol.n_jac_evals,
-                "sweeps_alone": len(alone.residuals),
-                "calls_alone": alone.n_evals,
-                "max_abs_err": float(np.max(np.abs(sol.x - ref))),
-                "baseline": "pixel-by-pixel sampling (one model call per pixel)",
-                "baseline_ms": times["baseline_ms"],
-                "pcrsolve_ms": times[f"{name}_ms"],
-                "ratio": times[f"ratio_{name}"],
+                **_timed(times, name),
             }
         )
     return rows
@@ -320,6 +311,7 @@ def bench_order(quick: bool, rounds: int) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "benchmark": "order_r",
+                    "params": {"n_steps": n, "m": m, "order": r, "method": meth},
                     "n_steps": n,
                     "m": m,
                     "order": r,
@@ -331,9 +323,7 @@ def bench_order(quick: bool, rounds: int) -> list[dict[str, Any]]:
                     "iterations_alone": alone.iterations,
                     "max_abs_err": float(np.max(np.abs(sol.states - ref))),
                     "baseline": "loop over a history of r states",
-                    "baseline_ms": times["baseline_ms"],
-                    "pcrsolve_ms": times[f"{meth}_ms"],
-                    "ratio": times[f"ratio_{meth}"],
+                    **_timed(times, meth),
                 }
             )
     return rows
