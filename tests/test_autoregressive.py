@@ -229,6 +229,18 @@ def test_newton_solves_a_linear_model_in_one_sweep(rng, no_fallback):
         np.testing.assert_allclose(sol.x, np.linalg.solve(np.eye(n) - L, u.T).T, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_linear_model(dtype, rng, no_fallback):
+    n = 30
+    L = (np.tril(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)), -1) / n).astype(dtype)
+    u = (rng.standard_normal((2, n)) + 1j * rng.standard_normal((2, n))).astype(dtype)
+    expected = np.linalg.solve(np.eye(n) - L.astype(np.complex128), u.T.astype(np.complex128)).T
+    for kw in ({}, {"method": "newton", "jac": lambda x: np.broadcast_to(L, (2, n, n))}):
+        sol = pcr.solve_autoregressive(lambda x: u + x @ L.T, np.zeros((2, n), dtype=dtype), **kw)
+        assert sol.x.dtype == dtype and sol.converged
+        np.testing.assert_allclose(sol.x, expected, rtol=1e-4 if dtype == np.complex64 else 1e-11)
+
+
 def test_newton_converges_quadratically(rng, no_fallback):
     n = 80
     model = DenseAR(rng, n, (2,), a=1.0)
