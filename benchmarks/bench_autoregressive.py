@@ -43,9 +43,9 @@ import numpy as np
 if __name__ == "__main__":  # run as a script: use this checkout's pcrsolve, whatever is installed
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling suites' helpers
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a script, or by run.py
 
-from bench_chain import _interleaved, _ratios  # warm up, time in alternation; medians and ratios
+from _timing import interleaved, median_ms, median_ratio
 
 import pcrsolve as pcr
 from pcrsolve._demo import MADE, pixel_by_pixel
@@ -57,8 +57,11 @@ SUITE = "autoregressive"
 
 def _timed(times: dict[str, np.ndarray], name: str) -> dict[str, float]:
     """``baseline_ms``, ``pcrsolve_ms`` and ``ratio`` of candidate ``name`` from interleaved times."""
-    r = _ratios(times)
-    return {"baseline_ms": r["baseline_ms"], "pcrsolve_ms": r[f"{name}_ms"], "ratio": r[f"ratio_{name}"]}
+    return {
+        "baseline_ms": median_ms(times, "baseline"),
+        "pcrsolve_ms": median_ms(times, name),
+        "ratio": median_ratio(times, name),
+    }
 
 
 @contextlib.contextmanager
@@ -154,7 +157,7 @@ def _made_rows(
     x0 = np.zeros((batch, D))
     ref = pixel_by_pixel(func, x0)
     sols = {tol: pcr.solve_autoregressive(func, x0, tol=tol) for tol in (None, 0.0)}
-    times = _interleaved(
+    times = interleaved(
         {
             "baseline": lambda: pixel_by_pixel(func, x0),
             "default": lambda: pcr.solve_autoregressive(func, x0),
@@ -239,7 +242,7 @@ def bench_causal_conv(quick: bool, rounds: int) -> list[dict[str, Any]]:
     fns: dict[str, Callable[[], Any]] = {"baseline": lambda: pixel_by_pixel(model, x0)}
     for name, kw in cases.items():
         fns[name] = lambda kw=kw: pcr.solve_autoregressive(model, x0, **kw)
-    times = _interleaved(fns, rounds)
+    times = interleaved(fns, rounds)
     rows = []
     for name, kw in cases.items():
         sol = pcr.solve_autoregressive(model, x0, **kw)
@@ -303,7 +306,7 @@ def bench_order(quick: bool, rounds: int) -> list[dict[str, Any]]:
         fns: dict[str, Callable[[], Any]] = {"baseline": lambda loop=loop, x0=x0: loop(x0)}
         for meth in methods:
             fns[meth] = lambda meth=meth, chain=chain, x=start: pcr.solve_chain(chain, x, n, method=meth)
-        times = _interleaved(fns, rounds)
+        times = interleaved(fns, rounds)
         for meth in methods:
             sol = pcr.solve_chain(chain, start, n, method=meth)
             with _sweeps_only():
