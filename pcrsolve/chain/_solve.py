@@ -187,8 +187,8 @@ def solve_chain(
     companion matrix ``[[J_{k,1} ... J_{k,r}], [I 0 ...], ..., [0 ... I 0]]`` with ``J_{k,j} =
     df_k/dx_{k-j}``. ``"newton"``: this companion matrix, which makes each iteration exactly
     Newton's step on the block lower-banded system of the order-``r`` chain (memory O(n (r m)^2),
-    on the CPU O(block (r m)^2)); ``"band1"``: ``J_{k,2..r}`` set to zero (quasi-Newton: fewer
-    Jacobian probes when only ``jvp`` is given, more iterations); ``"diagonal"``: the
+    on the CPU O(block (r m)^2)); ``"band1"``: ``J_{k,2..r}`` set to zero (quasi-Newton: the
+    same cost per sweep, linear convergence, more iterations); ``"diagonal"``: the
     diagonal of ``J_{k,1}``, the older copies in the stacked state taken from the previous
     iterate; ``"picard"``: ``J_{k,1} = I`` likewise; ``"jacobi"``: zero (each state from the
     previous iterate's stacked state, whose lag-``j`` copy is ``j - 1`` sweeps old). Every
