@@ -22,7 +22,7 @@ from ._sequential import run_sequential
 
 __all__ = ["CHAIN_METHODS", "sequential_chain", "solve_chain"]
 
-CHAIN_METHODS = ("newton", "band1", "diagonal", "block", "picard", "jacobi", "sequential")
+CHAIN_METHODS = ("newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1")
 _KIND = {
     "newton": "dense",
     "band1": "dense",
@@ -69,7 +69,7 @@ def solve_chain(
         m)``, the ``r`` states before the first step, oldest first, ``x0[i] = x_{i-r}``.
     n_steps : int
         Number of steps ``n >= 0``.
-    method : {"newton", "band1", "diagonal", "block", "picard", "jacobi", "sequential"}, optional
+    method : {"newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1"}, optional
         ``A_k`` of the linear step. ``"newton"`` (default): the dense Jacobian (from
         ``linearize``, else ``jac``, else ``m`` ``jvp`` probes in one call); quadratic
         convergence, a linear chain in one iteration; Jacobian memory O(n m^2) (or
