@@ -5,16 +5,22 @@
 Cases (``run(quick)`` returns one dict per row; the script prints them):
 
 - ``mlp_forward``: ``MLP.forward``, L = 4096, m = 8, one input, against the user's loop
-  ``x = np.tanh(W[k] @ x + b[k])`` (target >= 2x). Weights ``gain * N(0, 1/m)``, biases
-  ``N(0, 0.5^2)``; one row per gain: 0.25 (a contracting network) and 1.0 (Glorot/LeCun scale,
-  the edge of chaos for tanh, where Newton's converged prefix advances slowly).
+  ``x = np.tanh(W[k] @ x + b[k])``. Weights ``gain * N(0, 1/m)``, biases ``N(0, 0.5^2)``;
+  gain 0.9 (the target row) and 0.25 (strongly contracting). Three ways per gain:
+  ``forward()`` (``method="auto"``: the cost model picks the compiled loop or Newton sweeps;
+  target >= 4x), ``forward(method="newton")`` (target >= 2x; the cost rules may still finish
+  with the loop, the row says so), and ``newton sweeps only``: the fixed-iteration mode
+  (``tol=0, max_iter=K`` with the fewest ``K`` sweeps that converge), the parallel sweeps
+  alone, no fallback possible.
 - ``ddim_forward``: ``DDIM.forward``, T = 1000 steps, one 2-D sample, against the sequential
-  sampler loop (target >= 1.5x). The denoiser is the exact (Bayes-optimal) noise predictor of
-  a ring of 8 Gaussians, in closed form with its JVP: a perfectly trained 2-D toy model.
+  sampler loop (target >= 3x for the default, ``"auto"``; Newton and Picard shown too). The
+  denoiser is the exact (Bayes-optimal) noise predictor of a ring of 8 Gaussians, in closed
+  form with its JVP: a perfectly trained 2-D toy model.
 - ``mlp_forward_backward``: forward + all parameter gradients over L and m (one input),
   against a NumPy loop and hand-written backprop.
 - ``resnet_training_step``: one SGD step of a tanh ResNet (batch 32, h = 1/L) over L and m:
-  forward, loss gradient, ``ResNet.gradients``, update; against the loop + hand backprop.
+  forward, loss gradient, ``ResNet.gradients``, update; against the loop + hand backprop
+  (target >= 1.5x at L = 1024, m = 16).
 
 Everything is warmed up first (compilation and caches are not timed); baseline and candidate
 are timed in alternation over several rounds; reported are both medians and the median of the
@@ -60,6 +66,18 @@ def _row(bench: str, times: dict[str, np.ndarray], **extra: Any) -> dict[str, An
     }
 
 
+def _route(sol) -> dict[str, Any]:
+    """How a solve went: the route, iterations and sweeps, its status and why."""
+    return {
+        "iterations": sol.iterations,
+        "sweeps": len(sol.residuals),
+        "route": sol.route,
+        "status": sol.status,
+        "message": sol.message,
+        "route_reason": sol.route_reason,
+    }
+
+
 # ----------------------------------------------------------------------------- MLP / ResNet
 
 
@@ -75,39 +93,55 @@ def _mlp_loop(W, b, x):
     return x
 
 
+def _fewest_sweeps(net, x, ref) -> int:
+    """The fewest sweeps after which the fixed-iteration mode has converged (answer = ref)."""
+    for K in range(1, 64):
+        sol = net.forward(x, method="newton", tol=0, max_iter=K)
+        if sol.converged and np.max(np.abs(sol.states[-1] - ref)) < 1e-8:
+            return K
+    raise AssertionError("Newton did not converge in 63 sweeps")
+
+
 def bench_mlp_forward(quick: bool, rounds: int) -> list[dict[str, Any]]:
     L, m = (512 if quick else 4096), 8
     rows = []
-    for gain in (0.25, 1.0):
+    for gain in (0.9, 0.25):
         rng = np.random.default_rng(0)
         W, b = _mlp_params(rng, L, m, gain)
         x = rng.standard_normal(m)
         net = MLP(W, b, "tanh")
-        sol = net.forward(x)
-        err = float(np.max(np.abs(sol.states[-1] - _mlp_loop(W, b, x))))
-        assert err < 1e-8, err
-        times = _interleaved(
-            {
-                "baseline": lambda W=W, b=b, x=x: _mlp_loop(W, b, x),
-                "pcrsolve": lambda net=net, x=x: net.forward(x),
-            },
-            rounds,
-        )
-        rows.append(
-            _row(
-                "mlp_forward",
-                times,
-                L=L,
-                m=m,
-                batch=1,
-                gain=gain,
-                iterations=sol.iterations,
-                status=sol.status,
-                max_abs_err=err,
-                baseline="loop x = tanh(W[k] @ x + b[k])",
-                target=2.0,
+        ref = _mlp_loop(W, b, x)
+        K = _fewest_sweeps(net, x, ref)
+        ways = {
+            "auto": (lambda net=net, x=x: net.forward(x), 4.0),
+            "newton": (lambda net=net, x=x: net.forward(x, method="newton"), 2.0),
+            "newton sweeps only": (
+                lambda net=net, x=x, K=K: net.forward(x, method="newton", tol=0, max_iter=K),
+                2.0,
+            ),
+        }
+        fns = {"baseline": lambda W=W, b=b, x=x: _mlp_loop(W, b, x)}
+        fns.update({name: f for name, (f, _) in ways.items()})
+        times = _interleaved(fns, rounds)
+        for name, (f, target) in ways.items():
+            sol = f()
+            err = float(np.max(np.abs(sol.states[-1] - ref)))
+            assert err < 1e-8, (name, err)
+            rows.append(
+                _row(
+                    "mlp_forward",
+                    {"baseline": times["baseline"], "pcrsolve": times[name]},
+                    L=L,
+                    m=m,
+                    batch=1,
+                    gain=gain,
+                    method=name,
+                    **_route(sol),
+                    max_abs_err=err,
+                    baseline="loop x = tanh(W[k] @ x + b[k])",
+                    target=target if gain == 0.9 else None,
+                )
             )
-        )
     return rows
 
 
@@ -163,6 +197,7 @@ def bench_mlp_forward_backward(quick: bool, rounds: int) -> list[dict[str, Any]]
                     batch=1,
                     gain=0.5,
                     iterations=sol.iterations,
+                    route=sol.route,
                     status=sol.status,
                     max_rel_error=err,
                     baseline="loop + hand backprop",
@@ -229,9 +264,11 @@ def bench_resnet_training(quick: bool, rounds: int) -> list[dict[str, Any]]:
                     m=m,
                     batch=32,
                     iterations=sol.iterations,
+                    route=sol.route,
                     status=sol.status,
                     max_abs_err=err,
                     baseline="loop + hand backprop",
+                    target=1.5 if (L, m) == (1024, 16) else None,
                 )
             )
     return rows
@@ -308,31 +345,29 @@ def bench_ddim(quick: bool, rounds: int) -> list[dict[str, Any]]:
     ddim = DDIM(eps, alpha_bar, ts, denoiser_jvp=jvp)
     x = np.random.default_rng(3).standard_normal(2)
     ref = ddim_loop(eps, alpha_bar, ts, x)
+    ways = {
+        "auto": lambda: ddim.forward(x),
+        "newton": lambda: ddim.forward(x, method="newton"),
+        "picard": lambda: ddim.forward(x, method="picard"),
+    }
+    times = _interleaved({"baseline": lambda: ddim_loop(eps, alpha_bar, ts, x), **ways}, rounds)
     rows = []
-    for method in ("newton", "picard"):
-        sol = ddim.forward(x, method=method)
+    for method, f in ways.items():
+        sol = f()
         err = float(np.max(np.abs(sol.states[-1] - ref)))
         assert err < 1e-6, (method, err)
-        times = _interleaved(
-            {
-                "baseline": lambda: ddim_loop(eps, alpha_bar, ts, x),
-                "pcrsolve": lambda m=method: ddim.forward(x, method=m),
-            },
-            rounds,
-        )
         rows.append(
             _row(
                 "ddim_forward",
-                times,
+                {"baseline": times["baseline"], "pcrsolve": times[method]},
                 T=T,
                 m=2,
                 batch=1,
                 method=method,
-                iterations=sol.iterations,
-                status=sol.status,
+                **_route(sol),
                 max_abs_err=err,
                 baseline="sequential sampler loop",
-                target=1.5,
+                target=3.0 if method == "auto" else None,
             )
         )
     return rows
@@ -360,10 +395,10 @@ def _print(rows: list[dict[str, Any]]) -> None:
             print(f"\n{current}  (baseline: {r['baseline']})")
         keys = [k for k in ("L", "T", "m", "batch", "gain", "method") if k in r]
         label = " ".join(f"{k}={r[k]}" for k in keys)
-        target = f"  target >= {r['target']}x" if "target" in r else ""
+        target = f"  target >= {r['target']}x" if r.get("target") else ""
         print(
-            f"  {label:<34s} baseline {r['baseline_ms']:9.2f} ms  pcrsolve {r['pcrsolve_ms']:9.2f} ms  "
-            f"ratio {r['ratio']:6.2f}x  ({r['status']}, {r['iterations']} it){target}"
+            f"  {label:<48s} baseline {r['baseline_ms']:9.2f} ms  pcrsolve {r['pcrsolve_ms']:9.2f} ms  "
+            f"ratio {r['ratio']:6.2f}x  (route {r.get('route')}, {r['status']}, {r['iterations']} it){target}"
         )
 
 

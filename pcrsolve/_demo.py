@@ -23,6 +23,7 @@ __all__ = [
     "Row",
     "block_tridiagonal",
     "chain",
+    "chain_note",
     "dask_chunked",
     "format_row",
     "header",
@@ -217,7 +218,10 @@ def dask_chunked(n: int = 2**21, chunks: int = 8, rounds: int = 5, seed: int = 4
 
 
 def mlp_chain(layers: int, width: int, seed: int = 3):
-    """A tanh MLP ``x_k = tanh(W_k x_{k-1} + b_k)`` as a :class:`~pcrsolve.FunctionChain`."""
+    """A tanh MLP ``x_k = tanh(W_k x_{k-1} + b_k)`` as a :class:`~pcrsolve.FunctionChain`.
+
+    Returns the chain, an input, and the loop a user writes for it (``loop(x0) -> output``).
+    """
     import pcrsolve as pcr
 
     rng = np.random.default_rng(seed)
@@ -233,38 +237,61 @@ def mlp_chain(layers: int, width: int, seed: int = 3):
         y = step(x, k)
         return (1.0 - y * y)[..., None] * W[k].reshape(len(k), *(1,) * (x.ndim - 2), width, width)
 
-    return pcr.FunctionChain(step, jac=jac), rng.standard_normal(width)
+    def loop(x):
+        for k in range(layers):
+            x = np.tanh(W[k] @ x + b[k])
+        return x
+
+    return pcr.FunctionChain(step, jac=jac), rng.standard_normal(width), loop
+
+
+def _chain_row(case: str, size: str, solve, loop, sequential, x0, rounds: int) -> Row:
+    """Time ``solve`` against the user's ``loop`` and against ``sequential`` (sequential_chain),
+    in alternation; the row's reference is the user's loop."""
+    sol, warm = _warm(solve)
+    states = np.asarray(sol.states)
+    err = float(np.max(np.abs(states[-1] - loop(x0)))) if states.shape[0] else 0.0
+    ref_states = sequential()
+    err = max(err, float(np.max(np.abs(states - ref_states))) if states.shape[0] else 0.0)
+    tl, ts, tc = [], [], []
+    for _ in range(max(1, rounds)):
+        for f, acc in ((lambda: loop(x0), tl), (sequential, ts), (solve, tc)):
+            t = time.perf_counter()
+            f()
+            acc.append(time.perf_counter() - t)
+    extra = {
+        "route": sol.route,
+        "route_reason": sol.route_reason,
+        "status": sol.status,
+        "message": sol.message,
+        "iterations": int(sol.iterations),
+        "converged": bool(sol.converged),
+        "t_sequential_chain": float(np.median(ts)),
+    }
+    return Row(case, size, "user loop", err, float(np.median(tl)), float(np.median(tc)), warm, extra)
 
 
 def chain(layers: int = 1024, width: int = 8, rounds: int = 7, seed: int = 3) -> Row:
-    """A deep tanh MLP solved by DeepPCR (``solve_chain``, Newton) against ``sequential_chain``."""
+    """A deep tanh MLP written by the user (a ``FunctionChain`` of NumPy functions) solved by
+    ``solve_chain`` (``method="auto"``), against the user's loop and ``sequential_chain``."""
     import pcrsolve as pcr
 
-    ch, x0 = mlp_chain(layers, width, seed)
-
-    def reference():
-        return pcr.sequential_chain(ch, x0, layers)
-
-    def candidate():
-        return pcr.solve_chain(ch, x0, layers, method="newton")
-
-    sol, warm = _warm(candidate)
-    err = float(np.max(np.abs(np.asarray(sol.states) - reference()))) if layers else 0.0
-    tr, tc = interleaved(reference, candidate, rounds)
-    return Row(
+    ch, x0, loop = mlp_chain(layers, width, seed)
+    return _chain_row(
         "tanh MLP chain (DeepPCR)",
         f"{layers} layers, m = {width}",
-        "sequential_chain",
-        err,
-        tr,
-        tc,
-        warm,
-        {"iterations": int(sol.iterations), "converged": bool(sol.converged)},
+        lambda: pcr.solve_chain(ch, x0, layers),
+        loop,
+        lambda: pcr.sequential_chain(ch, x0, layers),
+        x0,
+        rounds,
     )
 
 
 def mlp_adapter(layers: int = 4096, width: int = 8, rounds: int = 7, seed: int = 3) -> Row:
-    """:class:`pcrsolve.adapters.MLP` (DeepPCR with fused kernels) against the loop a user writes."""
+    """:class:`pcrsolve.adapters.MLP` (``forward()``: the cost model picks its compiled loop or
+    fused Newton sweeps) against the loop a user writes and ``sequential_chain``."""
+    import pcrsolve as pcr
     from pcrsolve.adapters import MLP
 
     rng = np.random.default_rng(seed)
@@ -273,27 +300,19 @@ def mlp_adapter(layers: int = 4096, width: int = 8, rounds: int = 7, seed: int =
     x0 = rng.standard_normal(width)
     mlp = MLP(W, b)
 
-    def reference():
-        x = x0
+    def loop(x):
         for k in range(layers):
             x = np.tanh(W[k] @ x + b[k])
         return x
 
-    def candidate():
-        return mlp.forward(x0)
-
-    sol, warm = _warm(candidate)
-    err = float(np.max(np.abs(np.asarray(sol.states[-1]) - reference()))) if layers else 0.0
-    tr, tc = interleaved(reference, candidate, rounds)
-    return Row(
+    return _chain_row(
         "MLP adapter vs user loop",
         f"{layers} layers, m = {width}",
-        "user loop",
-        err,
-        tr,
-        tc,
-        warm,
-        {"iterations": int(sol.iterations), "converged": bool(sol.converged)},
+        lambda: mlp.forward(x0),
+        loop,
+        lambda: pcr.sequential_chain(mlp, x0, layers),
+        x0,
+        rounds,
     )
 
 
@@ -377,6 +396,23 @@ def made_sampling(
             f"{'identical' if err == 0 else f'within {err:.1e}'} to pixel-by-pixel sampling.",
         },
     )
+
+
+def chain_note(row: Row) -> str:
+    """What a chain case did: the route, the iterations, a fallback, both speed-ups."""
+    e = row.extra
+    if e["route"] == "sequential":
+        how = f"the sequential loop ({e['route_reason']})"
+    else:
+        its = "Newton iterations" if e["route"] == "newton" else "iterations"
+        how = f"{e['route']} sweeps, {e['iterations']} {its}"
+        if e["status"] == "sequential":
+            how += f", then FELL BACK to the loop: {e['message']}"
+        else:
+            how += " (converged)" if e["converged"] else " (NOT converged)"
+    vs_chain = e["t_sequential_chain"] / row.t_pcrsolve
+    speed = f"{row.speedup:.2f}x the user's loop, {vs_chain:.2f}x sequential_chain"
+    return f"{row.case}: {how}; {speed}; max |difference| from the loop {row.error:.1e}."
 
 
 # ----------------------------------------------------------------------- output
@@ -463,7 +499,9 @@ def main(file: TextIO | None = None, cases: Sequence[Case] | None = None) -> int
         warmup += row.warmup
     print(file=out)
     for row in rows:
-        if "note" in row.extra:
+        if "route" in row.extra:
+            print(chain_note(row), file=out)
+        elif "note" in row.extra:
             print(f"{row.case}: {row.extra['note']}", file=out)
         elif "iterations" in row.extra:
             state = "converged" if row.extra["converged"] else "NOT converged"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import pcrsolve as pcr
 from conftest import count_host_syncs, hide_tqdm, unchanged
-from pcrsolve.chain import _policy, _sweep
+from pcrsolve.chain import _loop, _policy, _probe, _sweep
 
 METHODS = ["newton", "diagonal", "picard", "jacobi", "sequential"]
 BATCHES = [(), (3,), (2, 3)]
@@ -100,9 +100,9 @@ def assert_states(actual, expected, dtype, scale=1.0):
 
 @pytest.fixture
 def no_fallback(monkeypatch):
-    """Disable the cost rules, so that parallel-path behaviour is deterministic."""
+    """Disable the cost model and rules, so that parallel-path behaviour is deterministic."""
     monkeypatch.setattr(_policy, "should_stop", lambda *args: None)
-    monkeypatch.setattr(_policy, "eval_budget", lambda *args: math.inf)
+    monkeypatch.setattr(_loop, "choose_route", lambda *args: ("parallel", "sweeps (test)"))
 
 
 # --------------------------------------------------------------------------- every method
@@ -157,6 +157,34 @@ def test_blocked_cpu_sweeps_match_one_block(method, window, rng, no_fallback, mo
     np.testing.assert_allclose(blocked.residuals, whole.residuals, rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(blocked.states, whole.states, rtol=1e-13, atol=1e-13)
     assert_states(blocked.states, hand_loop(ch, x0, n), np.float64)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("kind", ["dense", "diag", "identity", "zero"])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
+def test_linear_block_matches_linear_recurrence(kind, dtype, rng):
+    """The CPU sweep's one-pass linear step against the linear layer's recurrence solver."""
+    from pcrsolve.chain._fused import linear_block
+
+    s, B, m, n, a = 9, 3, 4, 20, 6
+
+    def draw(*shape):
+        x = rng.standard_normal(shape)
+        return (x + 1j * rng.standard_normal(shape)).astype(dtype) if dtype == np.complex128 else x
+
+    F, X, carry = draw(s, B, m), draw(n, B, m), draw(B, m)
+    A = draw(s, B, m, m) if kind == "dense" else draw(s, B, m)
+    dX = np.empty_like(F)
+    with unchanged(A, F, X, carry):
+        linear_block(None if kind in ("identity", "zero") else A, F, X, a, carry, kind, dX)
+    R = F - X[a : a + s]
+    if kind == "zero":
+        ref = R
+    else:
+        Ak = {"dense": A, "diag": A, "identity": np.ones((s, B, m), dtype)}[kind]
+        Ak = np.moveaxis(Ak, 0, 1)  # batch-major for linear_recurrence
+        ref = np.moveaxis(pcr.linear_recurrence(Ak, np.moveaxis(R, 0, 1), carry, method="sequential"), 1, 0)
+    np.testing.assert_allclose(dX, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["newton", "sequential"])
@@ -244,31 +272,32 @@ class SlowJacobian(MLP):
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def test_expensive_jacobians_go_sequential_at_once(backend, rng, monkeypatch):
-    """A sweep whose evaluations would cost more than half the loop is never run: the CPU
-    path abandons its first sweep after the first block, the xp path times an eighth of
-    the steps first; either way the answer is the loop's."""
+@pytest.mark.parametrize("method", ["auto", "newton"])
+def test_expensive_jacobians_go_sequential_at_once(backend, method, rng):
+    """Jacobians at 50 us per step (ten times a step of the loop): the cost probe evaluates a
+    few exact steps, finds that sweeps would cost more than the loop ("auto") or more than
+    twice the loop (an explicit method), and runs the loop; the answer is the loop's."""
     n, m = 1024, 3
     base = mlp(rng, n, m, scale=0.4)
     ch = SlowJacobian(base.W, base.b)
-    monkeypatch.setattr(_sweep, "_BLOCK_BYTES", 0)
-    monkeypatch.setattr(_sweep, "_MIN_BLOCK", 100)
     x0 = rng.standard_normal(m)
-    sol = pcr.solve_chain(ch, x0, n, backend=backend)
-    assert sol.status == "sequential" and "chain evaluations alone" in sol.message, sol.message
+    sol = pcr.solve_chain(ch, x0, n, backend=backend, method=method)
+    assert sol.status == "sequential" and sol.route == "sequential", sol.route_reason
+    assert sol.route_reason.startswith("auto" if method == "auto" else "method='newton'")
+    assert sol.route_reason.endswith("the loop") and "ran steps" in sol.message
     assert sol.iterations == 0 and sol.residuals == ()
-    assert sum(ch.calls["jac"]) == (100 if backend == "numba" else (n - 3) // 8)
+    assert 0 < sum(ch.calls["jac"]) <= 2 * _probe._SWEEP_PROBE_MAX  # the probe's evaluations only
     assert_states(sol.states, hand_loop(ch, x0, n), np.float64)
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
-def test_warm_start_from_the_answer(dtype, rng):
+def test_warm_start_from_the_answer(dtype, rng, no_fallback):
     n, m = 128, 4
     ch = mlp(rng, n, m, dtype)
     x0 = rng.standard_normal((3, m)).astype(dtype)
     answer = pcr.sequential_chain(ch, x0, n)
     with unchanged(answer):
-        sol = pcr.solve_chain(ch, x0, n, x_init=answer)
+        sol = pcr.solve_chain(ch, x0, n, x_init=answer, method="newton")
     assert sol.iterations <= 1 and sol.status == "converged"
     assert len(sol.residuals) == 1  # one sweep confirms it
     assert_states(sol.states, answer, dtype)
@@ -286,8 +315,8 @@ class Linear:
 
 
 @pytest.mark.parametrize("method", ["newton", "diagonal"])
-def test_linear_chain_converges_in_one_iteration(method, rng):
-    n, m = 1000, 4  # long enough that a sweep clearly costs less than the loop
+def test_linear_chain_converges_in_one_iteration(method, rng, no_fallback):
+    n, m = 1000, 4
     if method == "newton":
         A = rng.standard_normal((n, m, m)) * 0.9 / np.sqrt(m)
     else:
@@ -440,7 +469,7 @@ def test_damping(rng, no_fallback):
     assert_states(sol.states, hand_loop(ch, x0, 60), np.float64)
 
 
-def test_callback_and_progress(rng, capsys, monkeypatch):
+def test_callback_and_progress(rng, capsys, monkeypatch, no_fallback):
     ch = mlp(rng, 80, 3)
     infos = []
     sol = pcr.solve_chain(ch, np.zeros(3), 80, callback=infos.append, progress=True)
@@ -591,7 +620,7 @@ def test_numpy_backend_runs_the_xp_path(method, rng, no_fallback):
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def test_complex_linear_chain(backend, rng):
+def test_complex_linear_chain(backend, rng, no_fallback):
     n, m = 50, 3
     A = (rng.standard_normal((n, m, m)) + 1j * rng.standard_normal((n, m, m))) * 0.3 / np.sqrt(m)
     ch = Linear(A, rng.standard_normal((n, m)) + 1j * rng.standard_normal((n, m)))

@@ -27,7 +27,7 @@ def test_chain_without_step():
 
 def test_unknown_method(ch):
     with pytest.raises(
-        ValueError, match=r"`method` must be one of 'newton', .* for solve_chain; got 'broyden'"
+        ValueError, match=r"`method` must be one of 'auto', 'newton', .* for solve_chain; got 'broyden'"
     ):
         pcr.solve_chain(ch, np.zeros(3), 10, method="broyden")
     with pytest.raises(
@@ -39,13 +39,16 @@ def test_unknown_method(ch):
 def test_missing_derivatives(ch):
     step_only = pcr.FunctionChain(ch.step)
     with pytest.raises(ValueError, match=r"method='newton' needs the chain's dense Jacobian: give `jac"):
-        pcr.solve_chain(step_only, np.zeros(3), 10)
+        pcr.solve_chain(step_only, np.zeros(3), 10, method="newton")
     with pytest.raises(ValueError, match=r"method='diagonal' needs .*`jac_diag"):
         pcr.solve_chain(step_only, np.zeros(3), 10, method="diagonal")
     with pytest.raises(ValueError, match=r"chain_adjoint needs the chain's Jacobians: give `jac.*`vjp"):
         pcr.chain_adjoint(step_only, np.zeros(3), np.zeros((10, 3)), np.zeros((10, 3)))
     for method in ("picard", "jacobi", "sequential"):  # these need only step
         assert pcr.solve_chain(step_only, np.zeros(3), 10, method=method).converged
+    # "auto" (the default) weighs only Jacobian-based sweeps: with `step` alone it runs the loop.
+    sol = pcr.solve_chain(step_only, np.zeros(3), 10)
+    assert sol.route == "sequential" and "gives no Jacobians" in sol.route_reason
 
 
 @pytest.mark.parametrize("bad", [-1, -100])
@@ -118,9 +121,10 @@ def test_wrong_step_output_shape():
 
 def test_wrong_jacobian_shape():
     chain = pcr.FunctionChain(lambda x, k: x, jac=lambda x, k: np.zeros(x.shape))
-    # The first three steps run sequentially (to time the loop); the first sweep has 7.
-    pattern = r"`chain.jac` must return shape \(s, \*batch, m, m\) = \(7, 3, 3\) for x_prev of shape \(7, 3\)"
-    with pytest.raises(ValueError, match=pattern + r"; got shape \(7, 3\)"):
+    # The first four steps run sequentially (to time the loop); the cost probe then evaluates
+    # a sweep on them.
+    pattern = r"`chain.jac` must return shape \(s, \*batch, m, m\) = \(4, 3, 3\) for x_prev of shape \(4, 3\)"
+    with pytest.raises(ValueError, match=pattern + r"; got shape \(4, 3\)"):
         pcr.solve_chain(chain, np.zeros(3), 10)
     diag = pcr.FunctionChain(lambda x, k: x, jac_diag=lambda x, k: x[..., 0])
     with pytest.raises(ValueError, match=r"`chain.jac_diag` must return shape \(s, \*batch, m\)"):
@@ -128,6 +132,13 @@ def test_wrong_jacobian_shape():
     jvp = pcr.FunctionChain(lambda x, k: x, jvp=lambda x, k, v: v[:1])
     with pytest.raises(ValueError, match=r"`chain.jvp` must return shape"):
         pcr.solve_chain(jvp, np.zeros(3), 10)
+    seq = pcr.FunctionChain(lambda x, k: x, sequential=lambda x, a, b: np.zeros((b - a + 1, 3)))
+    with pytest.raises(
+        ValueError,
+        match=r"`chain.sequential` must return shape \(stop - start, \*batch, m\) = \(10, 3\) for x_prev "
+        r"of shape \(3,\); got shape \(11, 3\). It returns the state after each of steps 0..9",
+    ):
+        pcr.sequential_chain(seq, np.zeros(3), 10)
 
 
 def test_wrong_step_output_dtype(rng):
@@ -137,6 +148,28 @@ def test_wrong_step_output_dtype(rng):
     chain = pcr.FunctionChain(lambda x, k: x, jac=lambda x, k: np.zeros((*x.shape, 3), np.float32))
     with pytest.raises(TypeError, match=r"`chain.jac` must return the states' dtype float64; got float32"):
         pcr.solve_chain(chain, np.zeros(3), 10)
+
+
+def test_sequential_hook_errors():
+    f32 = pcr.FunctionChain(lambda x, k: x, sequential=lambda x, a, b: np.zeros((b - a, 3), np.float32))
+    with pytest.raises(
+        TypeError, match=r"`chain.sequential` must return the states' dtype float64; got float32"
+    ):
+        pcr.sequential_chain(f32, np.zeros(3), 10)
+    listed = pcr.FunctionChain(lambda x, k: x, sequential=lambda x, a, b: [x] * (b - a))
+    with pytest.raises(TypeError, match=r"`chain.sequential` must return an array .*got list"):
+        pcr.solve_chain(listed, np.zeros(3), 10, method="sequential")
+
+    def nan_at_7(x, a, b):
+        out = np.ones((b - a, 2, 3))
+        out[7 - a :, 1] = np.nan
+        return out
+
+    nan = pcr.FunctionChain(lambda x, k: x, sequential=nan_at_7)
+    with pytest.raises(FloatingPointError, match=r"NaN or inf at step 7 \(batch element \(1,\)\)"):
+        pcr.sequential_chain(nan, np.zeros((2, 3)), 10)
+    with pytest.raises(TypeError, match=r"FunctionChain: `sequential` must be callable; got int"):
+        pcr.FunctionChain(lambda x, k: x, sequential=1)
 
 
 def test_step_returning_a_list():

@@ -51,7 +51,27 @@ def test_chain_cases_match_sequential(case):
     row = case(layers=32, width=3, rounds=1)
     assert row.error <= 1e-10
     assert row.extra["converged"]
-    assert 1 <= row.extra["iterations"] <= 32
+    assert row.extra["route"] in ("sequential", "newton")
+    assert (row.extra["iterations"] == 0) == (row.extra["route"] == "sequential")
+    note = _demo.chain_note(row)
+    assert note.startswith(row.case) and "x the user's loop" in note and "x sequential_chain" in note
+    assert ("sequential loop" in note) == (row.extra["route"] == "sequential")
+
+
+def test_chain_note_says_when_the_sweeps_fell_back():
+    extra = {
+        "route": "newton",
+        "route_reason": "auto: ...",
+        "status": "sequential",
+        "message": "finished steps 9..31 with the sequential loop after 4 sweeps: max_iter = 4",
+        "iterations": 4,
+        "converged": True,
+        "t_sequential_chain": 2.0,
+    }
+    row = _demo.Row("c", "s", "user loop", 0.0, 1.0, 0.5, 0.0, extra)
+    note = _demo.chain_note(row)
+    assert "newton sweeps, 4 Newton iterations, then FELL BACK to the loop: finished steps 9..31" in note
+    assert "2.00x the user's loop, 4.00x sequential_chain" in note
 
 
 def test_made_case_samples_identically_in_fewer_calls():

@@ -181,7 +181,8 @@ def test_forward_options(gru):
     p, x = gru
     rnn = RNN("gru", p, x)
     with raises(
-        ValueError, "`method` must be one of 'newton', 'diagonal', 'block', 'picard', 'jacobi', 'sequential'"
+        ValueError,
+        "`method` must be one of 'auto', 'newton', 'diagonal', 'block', 'picard', 'jacobi', 'sequential'",
     ):
         rnn.forward(method="bogus")
 

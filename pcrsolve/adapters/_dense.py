@@ -207,21 +207,30 @@ class DenseChain:
         p.k, p.x3, p.z = kk, x3, z
         return p
 
-    def _activate(self, p: _Parts, need_derivative: bool) -> None:
-        out = self._act._evaluate(p.xp, p.z, need_derivative)
+    def _act_values(self, xp: Any, z: Any, need_derivative: bool, numba_path: bool) -> tuple[Any, Any]:
+        """``(act(z), act'(z))`` (``act'`` times ``h`` for a ResNet; None unless needed).
+
+        A custom activation's outputs are checked for shape (and, for the Numba kernels, made
+        C-contiguous in the dtype of ``z``).
+        """
+        out = self._act._evaluate(xp, z, need_derivative)
         a, da = out if need_derivative else (out, None)
         if self._act.name == "custom":
             for what, arr in (("function", a), ("derivative", da)):
-                if arr is not None and _shape(arr) != _shape(p.z):
+                if arr is not None and _shape(arr) != _shape(z):
                     raise ValueError(
                         f"the custom `activation` {what} must return an array of the shape of its "
-                        f"input {_shape(p.z)}; got shape {_shape(arr)}."
+                        f"input {_shape(z)}; got shape {_shape(arr)}."
                     )
-            if p.be.is_numba:
-                a = np.ascontiguousarray(a, dtype=p.dtype)
-                da = None if da is None else np.ascontiguousarray(da, dtype=p.dtype)
-        p.a = a
-        p.da = da if (da is None or self._h == 1.0 or not self._residual) else da * self._h
+            if numba_path:
+                a = np.ascontiguousarray(a, dtype=z.dtype)
+                da = None if da is None else np.ascontiguousarray(da, dtype=z.dtype)
+        if da is not None and self._residual and self._h != 1.0:
+            da = da * self._h
+        return a, da
+
+    def _activate(self, p: _Parts, need_derivative: bool) -> None:
+        p.a, p.da = self._act_values(p.xp, p.z, need_derivative, p.be.is_numba)
 
     def _unflat(self, p: _Parts, y: Any, trailing: tuple[int, ...]) -> Any:
         shape = (p.s, *p.batch, *trailing)
@@ -357,6 +366,45 @@ class DenseChain:
             out = out + u3
         return self._unflat(p, out, (self._m,))
 
+    def sequential(self, x_prev: Any, start: int, stop: int) -> Any:
+        """Layers ``start .. stop-1`` one after the other: the plain loop, in one call.
+
+        On NumPy inputs with a built-in activation this is one compiled pass (parallel over
+        the batch), whose activation comes from the C library (results may differ from
+        :meth:`step`'s in the last bit); for a wide batch, and on other array libraries, a
+        loop of whole-array operations per layer (NumPy's vectorized ``tanh`` then costs
+        less than the compiled loop's scalar calls).
+
+        Parameters
+        ----------
+        x_prev : (*batch, m) array
+            The state before layer ``start`` (the network input for ``start = 0``).
+        start, stop : int
+            The layers to apply, ``0 <= start <= stop <= L``.
+
+        Returns
+        -------
+        (stop - start, *batch, m) array
+            The output of every layer ``start .. stop-1``.
+        """
+        from ._dense_fused import sequential
+
+        return sequential(self, x_prev, start, stop)
+
+    def _fused_pass(self, kind: str, dtype: Any) -> Any:
+        """The sweep pass of :mod:`pcrsolve.chain` without Jacobians (see ``_dense_fused``)."""
+        from ._dense_fused import fused_pass
+
+        return fused_pass(self, kind, dtype)
+
+    def _fused_adjoint(self, dtype: Any) -> Any:
+        """``run(x_first, X, G) -> (adj, grad_x)``: the adjoint pass without Jacobians, or None."""
+        if np.dtype(dtype) not in (np.float32, np.float64) or self._dtype(np, np.dtype(dtype)) != dtype:
+            return None
+        from ._dense_fused import adjoint
+
+        return lambda x_first, X, G: adjoint(self, x_first, X, G)[:2]
+
     # ------------------------------------------------------------------ whole-network helpers
 
     def _input(self, x: Any, name: str = "x", backend: str | None = None) -> tuple[_backend.Backend, Any]:
@@ -443,6 +491,9 @@ class DenseChain:
                 f"`grad_out` must have the shape of the network output, {_shape(x)}; got shape "
                 f"{_shape(grad_out)}."
             )
+        fused = self._gradients_fused(be, x, states, grad_out, adjoint_options)
+        if fused is not None:
+            return fused
         dev = array_api_compat.device(states)
         grad_out = xp.astype(grad_out, states.dtype) if grad_out.dtype != states.dtype else grad_out
         g = xp.concat([xp.zeros((L - 1, *_shape(x)), dtype=states.dtype, device=dev), grad_out[None, ...]])
@@ -461,3 +512,32 @@ class DenseChain:
             gW = xp.matmul(xp.matrix_transpose(delta), p.x3)
             gb = xp.sum(delta, axis=1)
         return {"weights": gW, "biases": gb, "x": grad_x}
+
+    def _gradients_fused(self, be, x, states, grad_out, options: dict[str, Any]) -> dict[str, Any] | None:
+        """:meth:`gradients` by the fused adjoint pass (NumPy, float states, the sequential
+        adjoint method), or None: the general path then runs (and raises its errors, e.g. for
+        non-finite states or an overflowing adjoint, which the fused pass hands over)."""
+        if not be.is_numba or self._L == 0 or set(options) - {"method"}:
+            return None
+        if options.get("method", "auto") not in ("auto", "sequential"):
+            return None
+        dtype = states.dtype
+        if dtype not in (np.float32, np.float64) or self._dtype(np, dtype) != dtype:
+            return None
+        from ._dense_fused import adjoint
+
+        L, m = self._L, self._m
+        batch = _shape(x)[:-1]
+        B = math.prod(batch)
+        X = np.ascontiguousarray(np.reshape(states, (L, B, m)))
+        x2 = np.ascontiguousarray(np.reshape(x, (B, m)), dtype=dtype)
+        g = np.ascontiguousarray(np.reshape(grad_out, (1, B, m)), dtype=dtype)
+        _, grad_x, delta = adjoint(self, x2, X, g, keep_adj=False)
+        # The weight gradients: one batched product (BLAS per layer), the layer inputs read in place.
+        gW = np.empty((L, m, m), dtype=dtype)
+        gW[0] = delta[0].T @ x2
+        np.matmul(delta[1:].transpose(0, 2, 1), X[:-1], out=gW[1:])
+        gb = delta.sum(axis=1)
+        if not all(np.isfinite(a).all() for a in (grad_x, gW, gb)):  # non-finite delta shows here
+            return None
+        return {"weights": gW, "biases": gb, "x": np.reshape(grad_x, _shape(x))}

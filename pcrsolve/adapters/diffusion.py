@@ -386,6 +386,48 @@ class DDIM:
         self._need_jvp("DDIM.linearize")
         return self.step(x_prev, k), self.jac(x_prev, k)
 
+    def sequential(self, x_prev: Any, start: int, stop: int) -> Any:
+        """The sampler loop: steps ``start .. stop-1`` from ``x_prev``, one denoiser call each.
+
+        What a hand-written sampler does, with the schedule's coefficients computed once (the
+        denoiser is the user's code, so the loop stays in Python; it is what
+        :func:`pcrsolve.sequential_chain` and every fallback of :func:`pcrsolve.solve_chain`
+        run).
+
+        Parameters
+        ----------
+        x_prev : (*batch, m) array
+            The state before step ``start`` (the starting noise for ``start = 0``).
+        start, stop : int
+            The steps to run, ``0 <= start <= stop <= n``.
+
+        Returns
+        -------
+        (stop - start, *batch, m) array
+            ``x_{start+1} .. x_{stop}``.
+        """
+        from ._dense_fused import bounds
+
+        a, b = bounds(start, stop, self._n, "steps")
+        be = _backend.resolve({"x_prev": x_prev, "noise": self._noise})
+        xp = be.xp
+        x = be.asarray(x_prev)
+        if x.ndim < 1:
+            raise ValueError(f"`x_prev` must have shape (*batch, m); got shape {_shape(x)}.")
+        if not xp.isdtype(x.dtype, "real floating"):
+            x = xp.astype(x, xp.float64)
+        coef, ts = self._schedule(be, x.dtype)
+        noise = None if self._noise is None else be.asarray(self._noise)
+        outs = []
+        for k in range(a, b):
+            eps = self._eps(x[None, ...], ts[k : k + 1])[0, ...]
+            x = coef[k, 0] * x + coef[k, 1] * eps
+            if noise is not None:
+                nk = noise[k, ...]
+                x = x + coef[k, 2] * (xp.astype(nk, x.dtype) if nk.dtype != x.dtype else nk)
+            outs.append(x)
+        return xp.stack(outs) if outs else xp.zeros((0, *_shape(x)), dtype=x.dtype)
+
     # ------------------------------------------------------------------ sampling
 
     def forward(self, x: Any, **options: Any) -> Any:
@@ -396,8 +438,9 @@ class DDIM:
         x : (*batch, m) array_like
             The starting noise ``x_0`` (e.g. ``rng.standard_normal((batch, m))``).
         **options
-            Passed to :func:`pcrsolve.solve_chain`. ``method`` defaults to ``"newton"`` when
-            ``denoiser_jvp`` was given and to ``"picard"`` otherwise.
+            Passed to :func:`pcrsolve.solve_chain`. ``method`` defaults to ``"auto"`` (the cost
+            model chooses between Newton sweeps and the sampler loop) when ``denoiser_jvp``
+            was given and to ``"picard"`` otherwise.
 
         Returns
         -------
@@ -413,7 +456,7 @@ class DDIM:
         from ..chain import solve_chain
 
         options = dict(options)
-        method = options.setdefault("method", "newton" if self._denoiser_jvp is not None else "picard")
+        method = options.setdefault("method", "auto" if self._denoiser_jvp is not None else "picard")
         if self._denoiser_jvp is None and method not in _JACOBIAN_FREE:
             self._need_jvp(f'method="{method}"')
         backend = options.get("backend")

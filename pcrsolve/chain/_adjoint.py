@@ -122,11 +122,18 @@ def chain_adjoint(
     batch, m = tuple(x.shape[:-1]), x.shape[-1]
     ev = Evaluator(chain, xp, dtype, batch, m)
     ks = xp.arange(n)
-    Xprev = xp.concat([x[None, ...], S[: n - 1, ...]], axis=0)
-    if be.is_numba and choose("recurrence", method, be, math.prod(batch), n) == "sequential":
-        adj, grad_x0 = _blocked(ev, Xprev, G, ks)
+    B = math.prod(batch)
+    fused = _fused(chain, dtype) if be.is_numba and method in ("auto", "sequential") else None
+    if fused is not None:  # the chain's own pass (the adapters): no Jacobians formed
+        flat = (n, B, m)
+        adj, grad_x0 = fused(np.reshape(x, (B, m)), _contiguous(S, flat), _contiguous(G, flat))
+        adj, grad_x0 = np.reshape(adj, G.shape), np.reshape(grad_x0, x.shape)
     else:
-        adj, grad_x0 = _whole(ev, be, x, Xprev, G, ks, method)
+        Xprev = xp.concat([x[None, ...], S[: n - 1, ...]], axis=0)
+        if be.is_numba and choose("recurrence", method, be, B, n) == "sequential":
+            adj, grad_x0 = _blocked(ev, Xprev, G, ks)
+        else:
+            adj, grad_x0 = _whole(ev, be, x, Xprev, G, ks, method)
     if not (bool(xp.all(xp.isfinite(adj))) and bool(xp.all(xp.isfinite(grad_x0)))):
         raise FloatingPointError(
             "the chain adjoint overflowed: it is not finite although the inputs are; the chain "
@@ -135,6 +142,18 @@ def chain_adjoint(
     if lifted is not None:
         return lifted.own(adj), lifted.unstack_x0(grad_x0)
     return adj, grad_x0
+
+
+def _fused(chain: Any, dtype: Any) -> Any:
+    """The chain's private ``_fused_adjoint(dtype)`` pass, ``run(x0 (B, m), states (n, B, m),
+    G (n, B, m)) -> (adj, grad_x0)``, or None (see :meth:`Evaluator.fused` for the sweeps)."""
+    get = getattr(chain, "_fused_adjoint", None)
+    return get(dtype) if callable(get) else None
+
+
+def _contiguous(a, shape: tuple[int, ...]):
+    """``a`` as a C-contiguous array of ``shape`` (a view when it is one)."""
+    return np.ascontiguousarray(np.reshape(a, shape))
 
 
 def _whole(ev: Evaluator, be, x, Xprev, G, ks, method: str) -> tuple[Any, Any]:

@@ -9,12 +9,13 @@ step axis, so all probes of all steps are one call, and diagonals from dense one
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 __all__ = ["CALLBACKS", "Evaluator", "check_output", "has"]
 
-CALLBACKS = ("step", "jac", "jac_diag", "jac_blocks", "jvp", "vjp", "linearize")
+CALLBACKS = ("step", "jac", "jac_diag", "jac_blocks", "jvp", "vjp", "linearize", "sequential")
 
 
 def has(chain: Any, name: str) -> bool:
@@ -79,16 +80,42 @@ class Evaluator:
         self.eval_time = 0.0  # seconds spent in linearize, all calls
         self.n_jac_evals = 0
         self._checked: set[str] = set()
+        self._fused: dict[str, Any] = {}
+        self._scratch: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ checks
 
-    def _check(self, name: str, out: Any, s: int, tail: tuple[int, ...], layout: str) -> Any:
+    def _check(
+        self,
+        name: str,
+        out: Any,
+        s: int,
+        tail: tuple[int, ...],
+        layout: str,
+        hint: str | None = None,
+        x_prev: tuple[int, ...] | None = None,
+    ) -> Any:
         """Check the first output of callback ``name``: shape ``(s, *batch, *tail)`` and dtype."""
         if name in self._checked:
             return out
-        check_output(name, out, (s, *self.batch, *tail), layout, self.dtype, (s, *self.batch, self.m), _HINT)
+        x_prev = (s, *self.batch, self.m) if x_prev is None else x_prev
+        check_output(name, out, (s, *self.batch, *tail), layout, self.dtype, x_prev, hint or _HINT)
         self._checked.add(name)
         return out
+
+    def scratch(self, name: str, shape: tuple[int, ...]) -> Any:
+        """A work array of ``shape`` in the states' dtype, reused by the sweeps of one solve.
+
+        NumPy states only. Fresh large temporaries in every sweep cost page faults (the C
+        library returns freed large blocks to the system), as much as the sweep's arithmetic.
+        """
+        import numpy as np
+
+        size = math.prod(shape)
+        buf = self._scratch.get(name)
+        if buf is None or buf.size < size:
+            buf = self._scratch[name] = np.empty(size, dtype=self.dtype)
+        return buf[:size].reshape(shape)
 
     # ------------------------------------------------------------------ evaluations
 
@@ -98,6 +125,26 @@ class Evaluator:
         out = self.chain.step(x_prev, k)
         self.n_step_evals += s
         return self._check("step", out, s, (self.m,), "(s, *batch, m)")
+
+    def sequential(self, x_prev: Any, start: int, stop: int) -> Any:
+        """The chain's own loop over steps ``[start, stop)`` from ``x_prev (*batch, m)``.
+
+        Returns ``(stop - start, *batch, m)``; shape and dtype are checked on the first call,
+        finiteness by the caller (:func:`._sequential.run_sequential`).
+        """
+        s = stop - start
+        out = self.chain.sequential(x_prev, start, stop)
+        self.n_step_evals += s
+        return self._check(
+            "sequential",
+            out,
+            s,
+            (self.m,),
+            "(stop - start, *batch, m)",
+            f"It returns the state after each of steps {start}..{stop - 1}, the one after step "
+            "`start` first.",
+            (*self.batch, self.m),
+        )
 
     def jac(self, x_prev: Any, k: Any) -> Any:
         """Dense Jacobians ``(s, *batch, m, m)`` from ``jac``, else from ``m`` ``jvp`` probes."""
@@ -163,6 +210,33 @@ class Evaluator:
             return xp.matmul(jt, u[..., None])[..., 0]
         out = self.chain.vjp(x_prev, k, u)
         return self._check("vjp", out, x_prev.shape[0], (self.m,), "(s, *batch, m)")
+
+    def fused(self, kind: str) -> Any:
+        """The chain's fused sweep pass for ``kind`` on NumPy states, or None (cached per kind).
+
+        A chain may offer a private ``_fused_pass(kind, dtype)`` returning ``run(X, x_first,
+        a, b, carry, F, dX)`` (or None where it does not apply): one block of a sweep, step
+        values and linear step together, without forming Jacobians (see
+        :func:`._sweep.evaluate`). The adapters do; the generic path (``linearize`` and a
+        recurrence kernel) is the reference their tests compare against.
+        """
+        if kind in self._fused:
+            return self._fused[kind]
+        get = getattr(self.chain, "_fused_pass", None)
+        run = get(kind, self.dtype) if callable(get) else None
+        wrapped = None
+        if run is not None:
+            jac = kind not in ("zero", "identity")
+
+            def wrapped(X, x_first, a, b, carry, F, dX):
+                t0 = time.perf_counter()
+                run(X, x_first, a, b, carry, F, dX)
+                self.eval_time += time.perf_counter() - t0
+                self.n_step_evals += b - a
+                self.n_jac_evals += (b - a) if jac else 0
+
+        self._fused[kind] = wrapped
+        return wrapped
 
     def linearize(self, x_prev: Any, k: Any, kind: str) -> tuple[Any, Any]:
         """``(f, A)`` for one sweep: ``A`` dense (``kind="dense"``), diagonal, blocks or ``None``.

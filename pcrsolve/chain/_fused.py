@@ -18,7 +18,10 @@ import numpy as np
 
 from .._jit import jit, prange
 
-__all__ = ["adjoint_block", "update"]
+__all__ = ["KIND_CODES", "adjoint_block", "linear_block", "update"]
+
+# The sweeps' linear steps the CPU pass handles (A_k = 0, I, diag J, J), as in _sweep.
+KIND_CODES = {"zero": 0, "identity": 1, "diag": 2, "dense": 3}
 
 
 @jit
@@ -80,6 +83,47 @@ def update(X, p: int, F, dX, omega: float) -> tuple[np.ndarray, np.ndarray]:
     f0_ok = np.empty(B, dtype=np.bool_)
     _update(X, p, F, dX, dX.dtype.type(omega), err, f0_ok)
     return err, f0_ok
+
+
+@jit
+def _linear_dense(A, F, X, a, carry, dX):  # pragma: no cover - compiled
+    s, B, m = F.shape
+    for j in range(B):
+        for t in range(s):
+            for i in range(m):
+                acc = F[t, j, i] - X[a + t, j, i]
+                for q in range(m):
+                    acc += A[t, j, i, q] * (carry[j, q] if t == 0 else dX[t - 1, j, q])
+                dX[t, j, i] = acc
+
+
+@jit
+def _linear_diag(A, F, X, a, carry, kind, dX):  # pragma: no cover - compiled
+    s, B, m = F.shape
+    for j in range(B):
+        for t in range(s):
+            for i in range(m):
+                prev = carry[j, i] if t == 0 else dX[t - 1, j, i]
+                r = F[t, j, i] - X[a + t, j, i]
+                if kind == 2:
+                    r += A[t, j, i] * prev
+                elif kind == 1:
+                    r += prev
+                dX[t, j, i] = r
+
+
+def linear_block(A, F, X, a: int, carry, kind: str, dX) -> None:
+    """``dX[t] = A_t dX[t-1] + (F[t] - X[a+t])`` from ``dX[-1] = carry``, written into ``dX``.
+
+    The linear step of one block of a CPU sweep, read where the chain put its Jacobians
+    (step-major, no layout copies) and without forming the residual: ``A (s, B, m, m)``
+    (``kind="dense"``) or its diagonals ``(s, B, m)`` (``"diag"``; ignored for ``"identity"``
+    and ``"zero"``), ``F, dX (s, B, m)``, ``X (n, B, m)`` the states, ``carry (B, m)``.
+    """
+    if kind == "dense":
+        _linear_dense(A, F, X, a, carry, dX)
+    else:
+        _linear_diag(F if A is None else A, F, X, a, carry, KIND_CODES[kind], dX)
 
 
 @jit(parallel=True)

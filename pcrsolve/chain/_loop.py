@@ -6,7 +6,9 @@ with ``dX_{p-1} = 0`` and solves it with a recurrence kernel (dense for Newton, 
 the quasi-Newton and Picard methods, nothing for Jacobi). Because ``X_{p-1}`` is exact,
 ``X_p`` becomes exact (it is set to ``F_p``), so the frozen prefix ``p`` advances by at
 least one step per sweep and the solve always terminates. The policy that decides when to
-stop sweeping and finish with the plain loop lives in :mod:`._policy`.
+stop sweeping and finish with the plain loop lives in :mod:`._policy`; before the first
+sweep, :mod:`._probe` measures the chain on its first steps and :mod:`._cost` chooses the
+route (the loop, or the sweeps).
 
 Everything here works on validated arrays of one namespace ``xp`` and calls kernels
 directly; nothing is re-validated inside the loop.
@@ -15,27 +17,24 @@ directly; nothing is re-validated inside the loop.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import _policy
+from ._cost import Costs, choose_route
 from ._eval import Evaluator
-from ._policy import MIN_DAMPING, Options, OverBudget, State, over_budget_reason
+from ._policy import MIN_DAMPING, Options, State
+from ._probe import probe
 from ._progress import Progress
-from ._sequential import first_true, nonfinite_error, raise_first_nonfinite, run_sequential
+from ._sequential import first_true, nonfinite_error, run_sequential
 from ._sweep import sweep
 
 __all__ = ["Outcome", "solve"]
 
-# Steps run sequentially (and timed) to learn the cost of one step of the plain loop.
-_PROBE_STEPS = 3
 # Sweeps run before the cost rules are first consulted.
 _FREE_SWEEPS = 1
-# an eighth of them (CPU sweeps time their first block instead).
-_PRESWEEP_MIN = 512
 
 
 @dataclass
@@ -50,51 +49,11 @@ class Outcome:
     message: str
     sweeps: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    route: str = ""
+    route_reason: str = ""
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _probe_step_time(ev: Evaluator, X, x0, ks, st: State, n: int) -> None:
-    """Run (and time) a few exact steps sequentially from the prefix: the loop's cost per step."""
-    xp = ev.xp
-    stop = min(n, st.p + _PROBE_STEPS)
-    times = []
-    x = x0[None, ...] if st.p == 0 else X[st.p - 1 : st.p, ...]
-    for k in range(st.p, stop):
-        t0 = time.perf_counter()
-        x = ev.step(x, ks[k : k + 1])
-        times.append(time.perf_counter() - t0)
-        if not bool(xp.all(xp.isfinite(x))):
-            raise_first_nonfinite(xp, x, k, ev.batch)
-        X[k : k + 1, ...] = x
-    st.p = stop
-    st.filled = max(st.filled, stop)
-    st.t_step = max(min(times), 1e-9)
-
-
-def _presweep_check(ev: Evaluator, opts: Options, x0, X, ks, st: State, n: int, W: int) -> str | None:
-    """Before the first sweep of a long chain (array-namespace path): is a sweep over budget?
-
-    The chain is evaluated (and timed) on an eighth of the first sweep's steps, at the latest
-    state; the time scales linearly to the whole sweep. Short sweeps are not checked: the
-    first sweep itself is then cheap. (The CPU path needs no extra evaluation: it times the
-    first block of its first sweep, see :func:`sweep_blocked`.)
-    """
-    xp = ev.xp
-    s = min(W, n - st.p)
-    if s < _PRESWEEP_MIN or st.t_step is None:
-        return None
-    blk = s // 8
-    latest = x0 if st.p == 0 else X[st.p - 1, ...]
-    Xp = xp.zeros((blk, *ev.batch, ev.m), dtype=X.dtype) + latest
-    with np.errstate(all="ignore"):
-        t0 = time.perf_counter()
-        ev.linearize(Xp, ks[st.p : st.p + blk], opts.kind)
-        estimate = (time.perf_counter() - t0) * s / blk
-    if estimate > _policy.eval_budget(st, n):
-        return over_budget_reason(OverBudget(estimate, blk), st, n)
-    return None
 
 
 def _initial_fill(xp, X, x0, st: State, e: int) -> None:
@@ -147,9 +106,16 @@ def _info(st: State, ev: Evaluator, residual: Any, window: tuple[int, int]) -> d
 
 def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progress) -> Outcome:
     xp = be.xp
-    # The cost of one step of the loop, measured on the first steps (which are then exact).
-    _probe_step_time(ev, X, x0, ks, st, n)
-    reason = None if be.is_numba else _presweep_check(ev, opts, x0, X, ks, st, n, W)
+    warm = st.filled >= n  # the sweeps start from the caller's x_init
+    # The first steps run sequentially (they are exact); they and one evaluation of a sweep on
+    # them give the costs from which the route is chosen.
+    pr = probe(ev, be, opts, x0, X, ks, n, st)
+    st.t_step = pr.t_seq
+    costs = Costs(
+        n - st.p, pr.t_seq, pr.t_sweep, pr.growth, pr.drift, opts.kind, opts.tol, warm, pr.sweep_steps
+    )
+    route, why = choose_route(costs, opts.auto, opts.method)
+    reason = None if route == "parallel" else "chosen by the cost model"
     with np.errstate(all="ignore"):  # non-finite iterates are handled, not reported
         while st.p < n and reason is None:
             if opts.max_iter is not None and st.sweeps >= opts.max_iter:
@@ -161,19 +127,15 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progres
                     break
             p, e = st.p, min(n, st.p + W)
             _initial_fill(xp, X, x0, st, e)
-            t0, t_eval = time.perf_counter(), ev.eval_time
+            t0 = _policy.TIMER()
             prev = residuals[-1] if residuals else None
-            budget = _policy.eval_budget(st, n) if st.sweeps == 0 else None
-            out = sweep(ev, be, opts, X, x0, ks, p, e, st.damping, prev, budget)
-            if isinstance(out, OverBudget):
-                reason = over_budget_reason(out, st, n)
-                break
-            n_ok, max_err, f0_bad = out
+            n_ok, max_err, f0_bad = sweep(ev, be, opts, X, x0, ks, p, e, st.damping, prev)
             n_ok, err = int(n_ok), float(max_err)
             troubled = err == math.inf
             if bool(xp.any(f0_bad)):
                 raise nonfinite_error(p, ev.batch, int(first_true(xp, f0_bad)))
-            st.record(p + n_ok, err, opts.tol, time.perf_counter() - t0, ev.eval_time - t_eval)
+            elapsed = _policy.TIMER() - t0  # the probe loaded the kernels: every sweep is typical
+            st.record(p + n_ok, err, opts.tol, elapsed, elapsed)
             residuals.append(err)
             # Damping on trouble: a sweep that met non-finite values and only advanced by its
             # exact first step is retried damped; a clean sweep restores the user's damping.
@@ -186,6 +148,7 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progres
             progress.update(st.sweeps, st.p, n, err)
             if opts.callback is not None:
                 opts.callback(_info(st, ev, err, (p, e)))
+    name = "sequential" if route == "sequential" else opts.method
     if st.p >= n:
         return Outcome(
             X,
@@ -195,18 +158,20 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progres
             "converged",
             f"converged in {st.iterations} iterations ({st.sweeps} sweeps).",
             st.sweeps,
+            route=name,
+            route_reason=why,
         )
     start = st.p
     prev = x0[None, ...] if start == 0 else X[start - 1 : start, ...]
     run_sequential(ev, X, prev, ks, start, n)
+    if route == "sequential":
+        message = f"ran steps {start}..{n - 1} with the loop (steps 0..{start - 1}: the cost probe)."
+    else:
+        message = (
+            f"finished steps {start}..{n - 1} with the sequential loop after {st.sweeps} sweeps: {reason}."
+        )
     return Outcome(
-        X,
-        True,
-        st.iterations,
-        residuals,
-        "sequential",
-        f"finished steps {start}..{n - 1} with the sequential loop after {st.sweeps} sweeps: {reason}.",
-        st.sweeps,
+        X, True, st.iterations, residuals, "sequential", message, st.sweeps, route=name, route_reason=why
     )
 
 
@@ -217,6 +182,8 @@ def _solve_fixed(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progress) 
     active range is known without looking at the data.
     """
     xp = be.xp
+    who = "auto" if opts.auto else f"method={opts.method!r}"
+    why = f"{who}: the fixed-iteration mode (tol=0, max_iter={opts.max_iter}) runs sweeps"
     bad_step = xp.asarray(-1)  # first step where f_p itself is not finite, on the device
     bad_elem = xp.asarray(-1)
     sweeps = min(opts.max_iter, n)
@@ -250,6 +217,8 @@ def _solve_fixed(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progress) 
             f"{st.sweeps} fixed sweeps; steps {st.p}..{n - 1}, which the window never reached, "
             "were run sequentially.",
             st.sweeps,
+            route=opts.method,
+            route_reason=why,
         )
     converged = st.p >= n or last <= opts.default_tol
     status = "converged" if converged else "max_iter"
@@ -259,4 +228,6 @@ def _solve_fixed(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progress) 
         else f", above the default tolerance {opts.default_tol:.3g}: the states "
         "after the exact prefix are the last iterate, not verified. Raise max_iter or use tol=None."
     )
-    return Outcome(X, converged, st.sweeps, host, status, message, st.sweeps)
+    return Outcome(
+        X, converged, st.sweeps, host, status, message, st.sweeps, route=opts.method, route_reason=why
+    )

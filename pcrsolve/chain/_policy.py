@@ -2,30 +2,30 @@
 
 A step counts as converged when its scaled update is within a threshold predicted from the
 last two sweeps (:func:`threshold`). After every sweep :func:`should_stop` decides from
-measured times whether more sweeps can still pay against the plain loop; the first sweep
-is abandoned early when its chain evaluations alone would cost too much (:func:`eval_budget`).
+measured times whether more sweeps can still pay against the plain loop. (Whether to sweep
+at all is the cost model's decision, :mod:`._cost`.)
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "MAX_TROUBLE",
     "MIN_DAMPING",
+    "TIMER",
     "Options",
-    "OverBudget",
     "State",
-    "eval_budget",
-    "over_budget_reason",
     "should_stop",
     "sweeps_needed",
     "threshold",
 ]
 
-# The sweeps may cost at most this many times the whole sequential loop (rule (a)).
+# The whole solve may cost at most about this many times the sequential loop (rule (a)).
 _BUDGET = 2.0
 # Rule (b) (give up on slow progress) waits for this many sweeps, or until the sweeps have
 # cost this fraction of the sequential loop, whichever comes first: Newton from a poor
@@ -33,10 +33,13 @@ _BUDGET = 2.0
 # nothing; the sweep count bounds the step evaluations an unpromising chain costs.
 _EXPLORE_SWEEPS = 4
 _EXPLORE = 0.5
+# The timer of the cost model and rules: wall time, what the user waits for, including what a
+# chain waits for itself (a device, I/O), which the process's CPU time would not show; the
+# price is noise on a busy machine, against which every probe timing is taken twice.
+TIMER: Callable[[], float] = time.perf_counter
 # Consecutive sweeps that produced non-finite values without advancing the prefix past its
 # exact first step before the solver gives up on the parallel solve (rule (c)).
 MAX_TROUBLE = 3
-# Array-namespace path: first sweeps at least this long are preceded by a timed evaluation of
 MIN_DAMPING = 1.0 / 16
 
 
@@ -54,6 +57,8 @@ class Options:
     progress: bool
     default_tol: float  # the dtype's default tolerance (for the final check of a fixed run)
     recurrence_method: str
+    method: str = ""  # the sweeps' method ("newton", "diagonal", ...)
+    auto: bool = False  # chosen by method="auto": the cost model picks the faster route
 
 
 @dataclass
@@ -66,10 +71,10 @@ class State:
     filled: int = 0  # states [0, filled) hold an iterate; later ones are not initialised yet
     damping: float = 1.0
     trouble: int = 0
-    sweep_times: list[float] = field(default_factory=list)  # of sweeps 2, 3, ...
-    first_eval: float = 0.0  # time of the chain's evaluations in sweep 1
+    sweep_times: list[float] = field(default_factory=list)  # of every sweep timed
+    first_eval: float = 0.0  # a first sweep's evaluations, for callers that do not time it
     prefixes: list[int] = field(default_factory=list)
-    t_step: float | None = None
+    t_step: float | None = None  # seconds per step of the sequential route (measured)
 
     def record(self, p: int, err: float, tol: float, elapsed: float, evals: float) -> None:
         """Book a finished sweep: the new frozen prefix ``p``, its largest update, its times.
@@ -141,37 +146,38 @@ def sweeps_needed(opts: Options, errs: list[float]) -> float:
 def should_stop(st: State, opts: Options, n: int, errs: list[float], forecast: bool = True) -> str | None:
     """The cost rules: why to finish sequentially now, or None to keep sweeping.
 
-    (a) budget: the sweeps, at the fastest sweep time seen, would exceed ``_BUDGET`` times
-    the whole sequential loop; (b) stall (from the ``_EXPLORE_SWEEPS``-th sweep, or once
-    the sweeps have cost ``_EXPLORE`` times the loop): the sweeps still needed, forecast
-    from the rate at which the largest update shrinks or the prefix advances, would take
-    longer than the sequential loop over the remaining steps; (c) ``MAX_TROUBLE`` sweeps
-    in a row met non-finite values without advancing the prefix past its exact first step.
-    ``forecast=False`` skips rule (b): for sweeps that cost about one step of the loop per
-    step they are sure to fix (autoregressive Jacobi), stopping early could only save their
-    overhead, while a forecast misled by a slow start would forgo their gain.
+    (a) budget: the sweeps so far, one more (at the fastest sweep time seen) and the loop
+    over the steps still unconverged would exceed ``_BUDGET`` times the whole sequential
+    loop; (b) stall (from the ``_EXPLORE_SWEEPS``-th sweep, or once the sweeps have cost
+    ``_EXPLORE`` times the loop): the sweeps still needed, forecast from the rate at which the
+    largest update shrinks or the prefix advances, would take longer than the sequential
+    loop over the remaining steps; (c) ``MAX_TROUBLE`` sweeps in a row met non-finite values
+    without advancing the prefix past its exact first step. ``forecast=False`` skips rule
+    (b): for sweeps that cost about one step of the loop per step they are sure to fix
+    (autoregressive Jacobi), stopping early could only save their overhead, while a forecast
+    misled by a slow start would forgo their gain.
     """
     if st.trouble >= MAX_TROUBLE:
         return (
             f"{st.trouble} sweeps in a row produced non-finite values without progress, even with "
             f"damping {st.damping:g}"
         )
-    # The first sweep's total time includes one-off costs (loading or compiling the
-    # kernels); until a second sweep has been timed, its chain evaluations stand for it.
     t_sweep = min(st.sweep_times) if st.sweep_times else st.first_eval
     t_step = st.t_step
     assert t_step is not None
     loop = n * t_step
-    if (st.sweeps + 1) * t_sweep > _BUDGET * loop:
+    remaining = n - st.p
+    spent = sum(st.sweep_times) + st.first_eval
+    if spent + t_sweep + remaining * t_step > _BUDGET * loop:
         return (
-            f"the parallel sweeps would cost more than {_BUDGET:g}x the sequential loop "
-            f"({st.sweeps} sweeps of {t_sweep * 1e3:.3g} ms against {loop * 1e3:.3g} ms)"
+            f"another sweep and the loop over the {remaining} steps left would bring the solve past "
+            f"{_BUDGET:g}x the sequential loop ({st.sweeps} sweeps of {t_sweep * 1e3:.3g} ms against "
+            f"{loop * 1e3:.3g} ms for the loop)"
         )
     if not forecast:
         return None
-    if st.sweeps < 2 or (st.sweeps < _EXPLORE_SWEEPS and st.sweeps * t_sweep < _EXPLORE * loop):
-        return None  # a forecast needs two sweeps (and the first one's time includes warm-up)
-    remaining = n - st.p
+    if st.sweeps < 2 or (st.sweeps < _EXPLORE_SWEEPS and spent < _EXPLORE * loop):
+        return None  # a forecast needs two sweeps
     back = min(2, len(st.prefixes) - 1)
     advance = (st.prefixes[-1] - st.prefixes[-1 - back]) / back if back > 0 else 1.0
     needed = min(sweeps_needed(opts, errs), remaining / max(advance, 1.0))
@@ -181,31 +187,3 @@ def should_stop(st: State, opts: Options, n: int, errs: list[float], forecast: b
             f"sweeps of {t_sweep * 1e3:.3g} ms against {remaining * t_step * 1e3:.3g} ms sequentially)"
         )
     return None
-
-
-@dataclass
-class OverBudget:
-    """A sweep abandoned after its first block: its evaluations would exceed the budget."""
-
-    estimate: float  # seconds, for the whole sweep
-    steps: int  # the steps timed
-
-
-def eval_budget(st: State, n: int) -> float:
-    """The most one sweep's chain evaluations may cost: half the sequential loop.
-
-    Half: every nonlinear chain needs at least two sweeps, and an estimate scaled from part
-    of a sweep runs low for large arrays (their allocation and cache misses grow faster
-    than linearly). This spares chains whose Jacobians are expensive (large ``m``) a whole
-    sweep that cannot pay.
-    """
-    assert st.t_step is not None
-    return 0.5 * n * st.t_step
-
-
-def over_budget_reason(over: OverBudget, st: State, n: int) -> str:
-    assert st.t_step is not None
-    return (
-        f"one sweep's chain evaluations alone would cost about {over.estimate * 1e3:.3g} ms (timed on "
-        f"{over.steps} steps), more than half the sequential loop ({n * st.t_step * 1e3:.3g} ms)"
-    )

@@ -37,6 +37,13 @@ class Chain(Protocol):
     - ``vjp(x_prev, k, u) -> (s, *batch, m)``: ``J^T u``.
     - ``linearize(x_prev, k) -> (f, jac)``: step and dense Jacobian together, when fusing
       them is cheaper; preferred over ``step`` + ``jac`` by the Newton method.
+    - ``sequential(x_prev, start, stop) -> (stop - start, *batch, m)``: the plain loop over
+      steps ``start .. stop-1`` from the state ``x_prev : (*batch, m)`` before ``start``, in
+      one call (no leading step axis on ``x_prev``). When present, :func:`sequential_chain`,
+      ``method="sequential"`` and every fallback of :func:`solve_chain` run it instead of
+      calling ``step`` once per step, and the cost model times it as the sequential route:
+      give it when you have a faster loop than one ``step`` call per step (a compiled one,
+      or your own tight loop).
 
     A chain may also have an attribute ``order`` (an int, 1 when absent): a chain of order
     ``r`` has skip connections, ``x_k = f_k(x_{k-1}, ..., x_{k-r})``. Its callbacks then
@@ -79,6 +86,9 @@ class FunctionChain:
         Jacobian-vector products; ``m`` of them (in one call) replace ``jac``.
     vjp : callable ``(x_prev, k, u) -> (s, *batch, m)``, optional
         Vector-Jacobian products ``J^T u``, for :func:`chain_adjoint`.
+    sequential : callable ``(x_prev, start, stop) -> (stop - start, *batch, m)``, optional
+        Your own loop over steps ``start .. stop-1`` from ``x_prev : (*batch, m)`` (see
+        :class:`Chain`); the solvers use it for every sequential run.
     order : int, optional
         ``r >= 1`` (default 1): the chain ``x_k = f_k(x_{k-1}, ..., x_{k-r})`` reads the last
         ``r`` states (skip connections). The callbacks then take ``x_prev (s, r, *batch, m)``
@@ -122,6 +132,7 @@ class FunctionChain:
         jac_blocks: Callable[[Any, Any], Any] | None = None,
         jvp: Callable[[Any, Any, Any], Any] | None = None,
         vjp: Callable[[Any, Any, Any], Any] | None = None,
+        sequential: Callable[[Any, int, int], Any] | None = None,
         order: int = 1,
     ) -> None:
         given = {
@@ -131,6 +142,7 @@ class FunctionChain:
             "jac_blocks": jac_blocks,
             "jvp": jvp,
             "vjp": vjp,
+            "sequential": sequential,
         }
         for name, f in given.items():
             if (f is not None or name == "step") and not callable(f):
@@ -142,9 +154,11 @@ class FunctionChain:
         self.jac_blocks = jac_blocks
         self.jvp = jvp
         self.vjp = vjp
+        self.sequential = sequential
 
     def __repr__(self) -> str:
-        given = [n for n in ("jac", "jac_diag", "jac_blocks", "jvp", "vjp") if getattr(self, n) is not None]
+        names = ("jac", "jac_diag", "jac_blocks", "jvp", "vjp", "sequential")
+        given = [n for n in names if getattr(self, n) is not None]
         order = f", order={self.order}" if self.order != 1 else ""
         return f"FunctionChain(step{''.join(', ' + n for n in given)}{order})"
 
@@ -185,6 +199,15 @@ class ChainSolution:
     n_jac_evals : int
         Single-step Jacobian evaluations (dense, diagonal, or assembled from ``m`` probes;
         each counts once per step).
+    route : {"sequential", "newton", "diagonal", "picard", "jacobi"}
+        The route the solve took: ``"sequential"``, the plain loop for every step (the
+        chain's ``sequential`` hook when it has one), or the method whose parallel sweeps
+        ran; ``status`` then says whether the sweeps converged or the loop finished the
+        rest after them.
+    route_reason : str
+        Why that route: the ``method`` asked for, or for ``method="auto"`` the cost model's
+        prediction (the time per step of the loop and of a sweep, measured on the first
+        steps, the expected number of sweeps, and both predicted totals).
     """
 
     states: Any
@@ -195,3 +218,5 @@ class ChainSolution:
     message: str
     n_step_evals: int
     n_jac_evals: int
+    route: str = ""
+    route_reason: str = ""

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._eval import Evaluator
+from ._eval import Evaluator, has
 
 __all__ = ["first_true", "nonfinite_error", "raise_first_nonfinite", "run_sequential"]
 
@@ -47,10 +47,19 @@ def raise_first_nonfinite(xp, block, start: int, batch: tuple[int, ...]) -> None
 def run_sequential(ev: Evaluator, X: Any, x_prev: Any, ks: Any, start: int, stop: int) -> Any:
     """The plain loop: ``X[k] = f_k(X[k-1])`` for ``k`` in ``[start, stop)``, written into ``X``.
 
-    ``x_prev`` is the state before ``start``, shape ``(1, *batch, m)``. Raises
-    :class:`FloatingPointError` naming the first non-finite step.
+    ``x_prev`` is the state before ``start``, shape ``(1, *batch, m)``. The chain's own
+    ``sequential`` hook runs the loop when it has one (one call), else ``step`` is called once
+    per step. Raises :class:`FloatingPointError` naming the first non-finite step.
     """
     xp = ev.xp
+    if start >= stop:
+        return X
+    if has(ev.chain, "sequential"):
+        out = ev.sequential(x_prev[0, ...], start, stop)
+        if not bool(xp.all(xp.isfinite(out))):
+            raise_first_nonfinite(xp, out, start, ev.batch)
+        X[start:stop, ...] = out
+        return X
     x = x_prev
     if start < stop:  # the first call goes through the checks; the rest call the chain directly
         x = ev.step(x, ks[start : start + 1])

@@ -13,16 +13,16 @@ from typing import Any
 
 from .. import _backend, _validation
 from . import _validation as check
-from ._eval import Evaluator
+from ._eval import Evaluator, has
 from ._loop import solve
 from ._order import lift, order_method
 from ._policy import Options
 from ._protocol import Chain, ChainSolution
 from ._sequential import run_sequential
 
-__all__ = ["CHAIN_METHODS", "sequential_chain", "solve_chain"]
+__all__ = ["CHAIN_METHODS", "auto_method", "sequential_chain", "solve_chain"]
 
-CHAIN_METHODS = ("newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1")
+CHAIN_METHODS = ("auto", "newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1")
 _KIND = {
     "newton": "dense",
     "band1": "dense",
@@ -32,6 +32,20 @@ _KIND = {
     "jacobi": "zero",
 }
 
+
+def auto_method(chain: Chain, fixed: bool) -> str | None:
+    """The parallel method ``"auto"`` weighs against the loop: Newton when the chain gives dense
+    Jacobians, else its block-diagonal or diagonal ones; None when it gives no Jacobians (in
+    the fixed-iteration mode, which always sweeps: Jacobi)."""
+    if any(has(chain, n) for n in ("jac", "jvp", "linearize", "_fused_pass")):
+        return "newton"
+    if has(chain, "jac_blocks"):
+        return "block"
+    if has(chain, "jac_diag"):
+        return "diagonal"
+    return "jacobi" if fixed else None
+
+
 # --------------------------------------------------------------------------- solvers
 
 
@@ -40,7 +54,7 @@ def solve_chain(
     x0: Any,
     n_steps: int,
     *,
-    method: str = "newton",
+    method: str = "auto",
     x_init: Any = None,
     tol: float | None = None,
     max_iter: int | None = None,
@@ -69,21 +83,26 @@ def solve_chain(
         m)``, the ``r`` states before the first step, oldest first, ``x0[i] = x_{i-r}``.
     n_steps : int
         Number of steps ``n >= 0``.
-    method : {"newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1"}, optional
-        ``A_k`` of the linear step. ``"newton"`` (default): the dense Jacobian (from
-        ``linearize``, else ``jac``, else ``m`` ``jvp`` probes in one call); quadratic
-        convergence, a linear chain in one iteration; Jacobian memory O(n m^2) (or
-        O(window m^2)); on the CPU (NumPy states) O(block m^2), as sweeps run block by block.
-        ``"diagonal"``: its diagonal (``jac_diag``, else the diagonal of the dense one);
-        memory O(n m). ``"block"``: its ``b x b`` diagonal blocks from ``jac_blocks`` (see
-        :class:`Chain`): exact Newton when the Jacobian is block diagonal (ParaRNN's LSTM
-        cells, ``b = 2``), at O(n m b^2) work and O(n m b) memory. ``"picard"``: the
-        identity, suited to ``x + h g(x)`` chains (ODE solvers, diffusion samplers); needs
-        only ``step``. ``"jacobi"``: zero, the
-        fixed-point iteration ``X_k <- f_k(X_{k-1})``; needs only ``step``.
-        ``"sequential"``: the plain loop. ``"band1"``: for chains of order ``r > 1``, Newton
-        with the lag-1 Jacobians only (the skip connections' Jacobians dropped, see Notes);
-        the same as ``"newton"`` for ``r = 1``.
+    method : {"auto", "newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1"}, optional
+        ``"auto"`` (default): the faster exact route by the cost model (see Notes): the
+        sequential loop, or Newton sweeps (``"diagonal"`` sweeps when the chain gives only
+        ``jac_diag``; always the loop when it gives no Jacobians, since the Jacobian-free
+        methods converge only on special chains). The other values choose ``A_k`` of the
+        linear step. ``"newton"``: the dense Jacobian (from ``linearize``, else ``jac``, else
+        ``m`` ``jvp`` probes in one call); quadratic convergence, a linear chain in one
+        iteration; Jacobian memory O(n m^2) (or O(window m^2)); on the CPU (NumPy states)
+        O(block m^2), as sweeps run block by block, and none for the adapters, whose fused
+        passes never form the Jacobians. ``"diagonal"``: its diagonal (``jac_diag``, else
+        the diagonal of the dense one); memory O(n m). ``"block"``: its ``b x b`` diagonal
+        blocks from ``jac_blocks`` (see :class:`Chain`): exact Newton when the Jacobian is
+        block diagonal (ParaRNN's LSTM cells, ``b = 2``), at O(n m b^2) work and O(n m b)
+        memory. ``"picard"``: the identity, suited to ``x + h g(x)`` chains (ODE solvers,
+        diffusion samplers); needs only ``step``. ``"jacobi"``: zero, the fixed-point
+        iteration ``X_k <- f_k(X_{k-1})``; needs only ``step``. ``"sequential"``: the plain
+        loop (the chain's ``sequential`` hook when it has one). ``"band1"``: for chains of
+        order ``r > 1``, Newton with the lag-1 Jacobians only (the skip connections'
+        Jacobians dropped, see Notes); the same as ``"newton"`` for ``r = 1``. Which route
+        ran, and why, is in ``route`` and ``route_reason`` of the result.
     x_init : (n_steps, *batch, m) array_like, optional
         A first guess of the states (a warm start); by default ``x0`` repeated (with a
         ``window``: each newly entering step starts from the latest state).
@@ -152,31 +171,34 @@ def solve_chain(
     at a poor iterate, or an overflowing linear solve) are held back from that position
     on, per batch element, so they never enter the iterate.
 
-    Cost rules (adaptive mode). The solver first runs three steps of the sequential loop
-    (they extend the exact prefix) and keeps the fastest as ``t_step``, the loop's cost per
-    step. If a whole sweep's chain evaluations would cost more than half the loop (an
-    expensive Jacobian, large ``m``), it runs the loop at once: on the CPU, where sweeps run
-    block by block (blocks of about 512 KiB of Jacobians, so they stay in cache), the first
-    sweep is abandoned after its first block when that block's time, scaled to the sweep,
-    says so; on other backends the chain is first timed on an eighth of a long sweep's
-    steps (512 steps or more).
-    ``t_sweep`` is the fastest sweep timed so far; until a second sweep has run it is the
-    time of the first sweep's chain evaluations (the first sweep's total includes one-off
-    costs such as loading the kernels). After every sweep the solver finishes the
-    remaining steps ``[p, n)`` with the loop if (a) another sweep would make the sweeps
-    cost more than twice the whole loop, ``(sweeps + 1) t_sweep > 2 n t_step``; or (b)
-    from the second sweep on, once four sweeps have run or they have cost half the loop,
-    the sweeps still needed (forecast from how fast the largest update shrinks, or from
-    how fast the prefix advances) would take longer than the loop over the remaining
-    steps, ``needed t_sweep > (n - p) t_step``; or (c) three sweeps in a row met non-finite
-    values without advancing past their exact first step (the update is halved after
-    each). Rule (a) bounds the total at about three times the sequential loop (plus one
-    sweep on short chains whose sweeps cost more than their loop); rule (b) gives up on
-    chaotic or strongly expanding chains, where the prefix advances only a few steps per
-    sweep, after at most four sweeps or half the loop's time. Timing makes the switch point
-    (not the answer, which is the sequential one within ``tol`` either way) vary slightly
-    between runs. "The sequential loop" is :func:`sequential_chain`, one ``step`` call per
-    step.
+    Cost model (adaptive mode). The solver first runs the first steps (about ``n / 64``)
+    with the sequential route, the chain's ``sequential`` hook when it has one, else one
+    ``step`` call per step, in two timed calls: the slope gives ``t_seq``, the loop's cost per
+    step, and these steps are exact. It then evaluates a sweep on (at most 64 of) those exact
+    steps, carrying a fixed perturbation through their linear steps: this gives
+    ``t_sweep``, a sweep's cost per step, and how a perturbation grows and turns per step,
+    from which the number of sweeps is forecast (a contracting chain needs a few, a
+    near-identity one, like an ODE integrator, a few more with its total drift, a chaotic or
+    expanding one about as many as steps; the fitted rules are in the source,
+    ``pcrsolve.chain._cost``). ``method="auto"`` runs the route predicted faster; an
+    explicit parallel method runs its sweeps unless they are predicted to cost more than
+    twice the loop. Every timing is taken twice (the faster counts), and the probe spends at
+    most about 2% of the loop's time on the sweep evaluation.
+    After every sweep the solver finishes the remaining steps ``[p, n)`` with the loop if (a)
+    the sweeps so far, one more (at the fastest sweep time ``t_sweep`` seen) and the loop
+    over the remaining steps would bring the whole solve past twice the loop,
+    ``spent + t_sweep + (n - p) t_seq > 2 n t_seq``; or (b) from the second sweep on, once
+    four sweeps have run or they have cost half the loop, the sweeps still needed
+    (forecast from how fast the largest update shrinks, or from how fast the prefix
+    advances) would take longer than the loop over the remaining steps,
+    ``needed t_sweep > (n - p) t_seq``; or (c) three sweeps in a row met non-finite values
+    without advancing past their exact first step (the update is halved after each). So the
+    total stays within about twice the loop whatever the forecast, and within about twice
+    the better route when the forecast is right. Timing makes the route and the switch
+    point (not the answer, which is the sequential one within ``tol`` either way) vary
+    between runs, most on a busy machine. The fixed-iteration mode (``tol=0`` with
+    ``max_iter``) always sweeps (``"auto"``: Newton, or the diagonal method, or Jacobi for a
+    chain without Jacobians) and times nothing.
 
     On NumPy inputs the linear steps run on the Numba kernels chosen by
     ``method="auto"`` of :func:`linear_recurrence` (the work-optimal loop on the CPU); on
@@ -220,6 +242,7 @@ def solve_chain(
     check.check_chain(chain, "solve_chain")
     order = check.order(chain)
     method = _validation.method(method, CHAIN_METHODS, "solve_chain")
+    asked = method
     n = check.n_steps(n_steps)
     max_iter = check.optional_int(max_iter, "max_iter", 0)
     window = check.optional_int(window, "window", 1)
@@ -239,6 +262,10 @@ def solve_chain(
     )
     x = check.x0(be, x, dtype)
     dtype = x.dtype
+    fixed = tol_v == 0.0 and max_iter is not None
+    if method == "auto":
+        method = auto_method(chain, fixed) or "sequential"
+    public = method  # the route's name (an order-r chain's loop may run another method)
     lifted = None
     if order > 1:  # solved as a first-order chain on the stacked state (see chain._order)
         method, mode = order_method(method)
@@ -247,6 +274,7 @@ def solve_chain(
     if x_init is not None:
         X = xp.asarray(check.states_like(be, x_init, "x_init", n, one, "a guess of every state"), copy=True)
         X = X if lifted is None else lifted.stack(X)
+        X = be.contiguous(X)  # the CPU kernels update the states through a reshaped view
     if lifted is not None:
         chain, x = lifted.chain, lifted.x0
     if x_init is None:
@@ -255,17 +283,44 @@ def solve_chain(
     own = (lambda S: S) if lifted is None else lifted.own
 
     if n == 0:
-        return ChainSolution(own(X), True, 0, (), "converged", "nothing to solve (n_steps = 0).", 0, 0)
+        return ChainSolution(
+            own(X),
+            True,
+            0,
+            (),
+            "converged",
+            "nothing to solve (n_steps = 0).",
+            0,
+            0,
+            "sequential",
+            "n_steps = 0",
+        )
     if method == "sequential":
         run_sequential(ev, X, x[None, ...], xp.arange(n), 0, n)
+        why = (
+            "method='sequential'"
+            if asked == "sequential"
+            else "auto: the chain gives no Jacobians (jac, jvp, linearize, jac_blocks or jac_diag), "
+            "which the parallel methods auto weighs need; method='picard' or 'jacobi' sweeps with "
+            "`step` alone"
+        )
         return ChainSolution(
-            own(X), True, 0, (), "sequential", f"ran the {n} steps sequentially.", ev.n_step_evals, 0
+            own(X),
+            True,
+            0,
+            (),
+            "sequential",
+            f"ran the {n} steps sequentially.",
+            ev.n_step_evals,
+            0,
+            "sequential",
+            why,
         )
     dtol = check.default_tol(xp, dtype)
     opts = Options(
         kind=_KIND[method],
         tol=dtol if tol_v is None else tol_v,
-        fixed=tol_v == 0.0 and max_iter is not None,
+        fixed=fixed,
         max_iter=max_iter,
         window=window,
         damping=1.0 if damping_v is None else damping_v,
@@ -275,6 +330,8 @@ def solve_chain(
         # The array-namespace path's kernel (CuPy: O(log n) depth); CPU sweeps pick theirs
         # per block (see chain._sweep.sweep_blocked).
         recurrence_method="pcr",
+        method=public,
+        auto=asked == "auto",
     )
     out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)
     return ChainSolution(
@@ -286,6 +343,8 @@ def solve_chain(
         out.message,
         ev.n_step_evals,
         ev.n_jac_evals,
+        out.route,
+        out.route_reason,
     )
 
 
@@ -295,7 +354,8 @@ def sequential_chain(chain: Chain, x0: Any, n_steps: int) -> Any:
     Parameters
     ----------
     chain : Chain
-        The chain; only ``step`` is used, called with ``k`` of shape ``(1,)``.
+        The chain: its ``sequential`` hook when it has one (one call for all steps), else
+        ``step``, called with ``k`` of shape ``(1,)``.
     x0 : (*batch, m) array_like
         The state before the first step; its array library is the result's. For a chain of
         order ``r > 1``: ``(r, *batch, m)``, the ``r`` states before the first step, oldest

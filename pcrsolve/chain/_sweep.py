@@ -19,15 +19,17 @@ from ..linear._methods import choose
 from ..linear._recurrence import recurrence_kernel
 from ._blocks import block_recurrence
 from ._eval import Evaluator
-from ._policy import Options, OverBudget, threshold
+from ._policy import Options, threshold
 from ._sequential import first_true
 
-__all__ = ["block_steps", "linear_step", "sqnorm", "sweep", "to_kernel"]
+__all__ = ["block_steps", "evaluate", "linear_step", "sqnorm", "sweep", "to_kernel"]
 
 # CPU sweeps (and chain_adjoint) run on blocks of steps whose dense Jacobians take about this
 # many bytes (an L2 cache), and at least _MIN_BLOCK steps (the chain's per-call overhead).
-_BLOCK_BYTES = 1 << 19
+_BLOCK_BYTES = 1 << 18
 _MIN_BLOCK = 64
+# A fused pass (no Jacobians) holds a handful of (block, *batch, m) arrays.
+_FUSED_BLOCK_BYTES = 1 << 18
 
 
 def sqnorm(xp, a) -> Any:
@@ -67,29 +69,83 @@ def linear_step(be, opts: Options, A, R, s: int, batch: tuple[int, ...], m: int,
     return xp.reshape(dX, (s, *batch, m))
 
 
-def sweep(
-    ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev: float | None, budget=None
-):
+def evaluate(ev: Evaluator, be, opts: Options, X, x0, ks, a: int, b: int, carry=None, out=None):
+    """Steps ``[a, b)`` at the iterate ``X``: step values and the linear step.
+
+    ``F_k = f_k(X_{k-1})`` (``X_{-1} = x0``) and ``dX_k = A_k dX_{k-1} + (F_k - X_k)`` from
+    ``dX_{a-1} = carry`` (``(B, m)`` with ``B = prod(batch)``; zeros when None). Returns
+    ``(F, dX)``, each ``(b - a, *batch, m)``; on NumPy states ``out = (F, dX)`` are filled in
+    place. On NumPy states the chain's fused pass runs when it has one (no Jacobians formed,
+    see :meth:`Evaluator.fused`); otherwise ``linearize`` and a recurrence kernel.
+    """
+    xp, m, batch = be.xp, ev.m, ev.batch
+    s, B = b - a, math.prod(batch)
+    method = None
+    if be.is_numba:
+        fused = ev.fused(opts.kind)
+        if fused is not None:
+            F, dX = (
+                out
+                if out is not None
+                else (np.empty((s, *batch, m), X.dtype), np.empty((s, *batch, m), X.dtype))
+            )
+            x_first = x0 if a == 0 else X[a - 1, ...]
+            z = np.zeros((B, m), dtype=X.dtype) if carry is None else carry
+            flat = (s, B, m)
+            fused(
+                np.reshape(X, (-1, B, m)),
+                np.reshape(x_first, (B, m)),
+                a,
+                b,
+                z,
+                np.reshape(F, flat),
+                np.reshape(dX, flat),
+            )
+            return F, dX
+        # A copy (s m numbers, small against the Jacobians): defensive, a chain that writes
+        # into x_prev cannot corrupt the iterate.
+        Xprev = np.concatenate([x0[None, ...], X[: b - 1, ...]]) if a == 0 else X[a - 1 : b - 1, ...].copy()
+        from ._fused import KIND_CODES, linear_block
+
+        if opts.kind in KIND_CODES:  # the linear step in one pass, Jacobians read where they are
+            Fb, A = ev.linearize(Xprev, ks[a:b], opts.kind)
+            if out is None:
+                out = (np.empty((s, *batch, m), X.dtype), np.empty((s, *batch, m), X.dtype))
+            out[0][...] = Fb
+            flat = (s, B, m)
+            A = None if A is None else np.reshape(A, (*flat, m) if opts.kind == "dense" else flat)
+            z = np.zeros((B, m), dtype=X.dtype) if carry is None else carry
+            X3 = np.reshape(X, (-1, B, m))
+            linear_block(A, np.reshape(out[0], flat), X3, a, z, opts.kind, np.reshape(out[1], flat))
+            return out
+        method = choose("recurrence", "auto", be, B, s)
+    else:
+        first = x0[None, ...] if a == 0 else X[a - 1 : a, ...]
+        Xprev = xp.concat([first, X[a : b - 1, ...]], axis=0) if s > 1 else first
+    F, A = ev.linearize(Xprev, ks[a:b], opts.kind)
+    dX = linear_step(be, opts, A, F - X[a:b, ...], s, batch, m, carry, method)
+    if out is None:
+        return F, dX
+    out[0][...] = F
+    out[1][...] = dX
+    return out
+
+
+def sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev: float | None):
     """One parallel sweep over ``[p, e)``: updates ``X[p:e]`` and returns device statistics.
 
     Returns ``(n_ok, max_err, f0_bad)`` as device arrays: the number of leading steps that
     converged (at least 1: step ``p`` is exact), the largest scaled update (``inf`` when
     non-finite values were held back), and per batch element whether ``f_p`` itself (the
     sequential chain) is not finite. ``prev`` is the previous sweep's largest update, from
-    which the acceptance threshold is predicted (see :func:`threshold`). ``budget``
-    (seconds; the CPU path only, see :func:`eval_budget`) abandons the sweep, returning an
-    :class:`OverBudget` with ``X`` untouched, when its first block shows that the chain's
-    evaluations would cost more.
+    which the acceptance threshold is predicted (see :func:`threshold`).
     """
     if be.is_numba:
-        return sweep_blocked(ev, be, opts, X, x0, ks, p, e, omega, prev, budget)
-    xp, m, batch = be.xp, ev.m, ev.batch
+        return sweep_blocked(ev, be, opts, X, x0, ks, p, e, omega, prev)
+    xp, batch = be.xp, ev.batch
     s = e - p
-    first = x0[None, ...] if p == 0 else X[p - 1 : p, ...]
-    Xprev = xp.concat([first, X[p : e - 1, ...]], axis=0) if s > 1 else first
     Xa = X[p:e, ...]
-    F, A = ev.linearize(Xprev, ks[p:e], opts.kind)
-    dX = linear_step(be, opts, A, F - Xa, s, batch, m)
+    F, dX = evaluate(ev, be, opts, X, x0, ks, p, e)
     # Non-finite values (from f or J at a bad iterate, or an overflowing linear solve) poison
     # everything after them along the chain (NaN propagates through A); hold those positions
     # back, per batch element, so that no non-finite value ever enters the iterate. The
@@ -116,12 +172,15 @@ def sweep(
     return first_true(xp, over), max_err, xp.reshape(~f0_ok, (-1,))
 
 
-def block_steps(batch: tuple[int, ...], m: int, itemsize: int) -> int:
-    """Steps per block of a CPU pass over a chain: about ``_BLOCK_BYTES`` of dense Jacobians."""
+def block_steps(batch: tuple[int, ...], m: int, itemsize: int, fused: bool = False) -> int:
+    """Steps per block of a CPU pass over a chain: about ``_BLOCK_BYTES`` of dense Jacobians,
+    or, for a fused pass (no Jacobians), ``_FUSED_BLOCK_BYTES`` of states."""
+    if fused:
+        return max(_MIN_BLOCK, _FUSED_BLOCK_BYTES // (math.prod(batch) * m * itemsize))
     return max(_MIN_BLOCK, _BLOCK_BYTES // (math.prod(batch) * m * m * itemsize))
 
 
-def sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev, budget):
+def sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev):
     """:func:`sweep` on NumPy states (Numba backend), block by block; host numbers out.
 
     The chain is evaluated and the linear step solved on blocks of consecutive steps, the
@@ -136,24 +195,13 @@ def sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, o
 
     m, batch = ev.m, ev.batch
     B, s = math.prod(batch), e - p
-    c = block_steps(batch, m, X.dtype.itemsize)
-    F = np.empty((s, *batch, m), dtype=X.dtype)
-    dX = np.empty((s, *batch, m), dtype=X.dtype)
+    c = block_steps(batch, m, X.dtype.itemsize, fused=ev.fused(opts.kind) is not None)
+    F = ev.scratch("F", (s, *batch, m))
+    dX = ev.scratch("dX", (s, *batch, m))
     carry = None
     for a in range(p, e, c):
         b = min(e, a + c)
-        # A copy (s m numbers, small against the Jacobians): defensive, a chain that writes
-        # into x_prev cannot corrupt the iterate.
-        Xprev = np.concatenate([x0[None, ...], X[: b - 1, ...]]) if a == 0 else X[a - 1 : b - 1, ...].copy()
-        t_eval = ev.eval_time
-        Fb, A = ev.linearize(Xprev, ks[a:b], opts.kind)
-        if budget is not None and a == p and b < e:  # (a sweep of one block is paid for already)
-            estimate = (ev.eval_time - t_eval) * s / (b - a)
-            if estimate > budget:
-                return OverBudget(estimate, b - a)
-        F[a - p : b - p] = Fb
-        method = choose("recurrence", "auto", be, B, b - a)
-        dX[a - p : b - p] = linear_step(be, opts, A, Fb - X[a:b, ...], b - a, batch, m, carry, method)
+        evaluate(ev, be, opts, X, x0, ks, a, b, carry, out=(F[a - p : b - p], dX[a - p : b - p]))
         carry = np.reshape(dX[b - p - 1], (B, m))
     err, f0_ok = update(
         np.reshape(X, (X.shape[0], B, m)), p, np.reshape(F, (s, B, m)), np.reshape(dX, (s, B, m)), omega

@@ -30,7 +30,7 @@ from ..chain._policy import MIN_DAMPING, Options, State
 from ..chain._progress import Progress
 from ..chain._protocol import Chain, ChainSolution
 from ..chain._sequential import nonfinite_error
-from ..chain._solve import _KIND, CHAIN_METHODS
+from ..chain._solve import _KIND, CHAIN_METHODS, auto_method
 from . import _chain_tasks as tasks
 
 __all__ = ["solve_chain"]
@@ -232,8 +232,10 @@ def solve_chain(
         Steps per chunk (default: the steps divided evenly over the cluster's worker threads).
     client : distributed.Client, optional
         The cluster to run on (default: the current client).
-    method : {"newton", "diagonal", "picard", "jacobi", "sequential"}, optional
-        As for :func:`pcrsolve.solve_chain`.
+    method : {"newton", "diagonal", "picard", "jacobi", "sequential", "auto"}, optional
+        As for :func:`pcrsolve.solve_chain`; ``"auto"`` here takes the sweeps the chain's
+        Jacobians allow (the loop without Jacobians) and leaves the fallback to the cost rules
+        of the distributed solve.
     x_init : (n_steps, *batch, m) array_like, optional
         A first guess (NumPy, or a Dask array).
     tol : float, optional
@@ -294,6 +296,8 @@ def solve_chain(
     if not isinstance(progress, bool):
         raise TypeError(f"`progress` must be a bool; got {type(progress).__name__}.")
     check.needs(chain, method)
+    if method == "auto":  # no route probe here: the sweeps the chain's Jacobians allow
+        method = auto_method(chain, tol_v == 0.0 and max_iter is not None) or "sequential"
     client = _client(client)
 
     be = _backend.resolve({"x0": x0}, backend)

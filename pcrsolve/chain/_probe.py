@@ -1,0 +1,162 @@
+"""Measuring a chain before :mod:`._cost` chooses its route.
+
+Two probes, both on the first steps of the chain:
+
+1. The sequential route runs steps ``[0, q1)`` and then ``[q1, q1 + q2)`` (``q2 = 3 q1``,
+   together about ``n / 64``, at most 512), timed: its cost per step is the slope between
+   the two calls (a call's fixed overhead cancels). These steps are exact, so they are the
+   solve's first converged steps (each call is repeated, for its timing).
+2. A sweep is evaluated on the last 4, 16 and ``_SWEEP_PROBE_MAX`` of those exact steps
+   (fewer when they are fewer), each size twice (the first always), stopping after the
+   second size as soon as the probe has cost ``_PROBE_BUDGET`` of the loop's predicted time
+   (an expensive evaluation needs no precise price to lose): its cost per step (the slope
+   between the last two sizes), and, from a
+   perturbation ``v`` carried through the linear step ``dX_k = A_k dX_{k-1}`` (the
+   residuals vanish on exact states), the growth ``log(|A_k .. A_j v|) / s`` per step and
+   the drift, the mean ``|A_k u - u| / |u|`` along the way (how far each step is from the
+   identity), which forecast the number of sweeps. This is the extra work: at most
+   ``2 * (4 + 16 + _SWEEP_PROBE_MAX)`` step evaluations.
+
+Times are wall times (see ``_policy.TIMER``). Every measurement is taken twice and the
+faster counts: a first call may load kernels, and on a shared machine a time slice lost to
+another process should not decide the route. On the CPU the sweep probe also times the update
+pass on a scratch copy, so ``t_sweep`` is the whole sweep's cost per step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._eval import Evaluator
+from ._policy import TIMER, Options, State
+from ._sequential import run_sequential
+from ._sweep import evaluate, sqnorm
+
+__all__ = ["Probe", "probe"]
+
+# The sequential probe's first call covers n / _SEQ_FRACTION steps (at most _SEQ_MAX), its
+# second three times as many ...
+_SEQ_FRACTION = 256
+_SEQ_MAX = 128
+# ... and the sweep probe at most this many of them, ...
+_SWEEP_PROBE_MAX = 64
+# ... spending on it about this fraction of the loop's predicted time at most.
+_PROBE_BUDGET = 0.02
+
+
+@dataclass
+class Probe:
+    """Measured costs: seconds per step of the loop and of a sweep, and the growth per step."""
+
+    t_seq: float
+    t_sweep: float | None = None
+    growth: float | None = None
+    drift: float | None = None
+    sweep_steps: int = 0  # the most steps the sweep was timed on
+
+
+def _slope(t1: float, q1: int, t2: float, q2: int) -> float:
+    """Cost per step from two timed calls of ``q1 < q2`` steps, robust to noise and warm-up."""
+    per = t2 / q2
+    if q2 <= q1:
+        return max(per, 1e-12)
+    fit = (t2 - t1) / (q2 - q1)
+    return max(min(per, max(fit, per / 4)), 1e-12)
+
+
+def _sequential(ev: Evaluator, X, x0, ks, n: int, st: State) -> float:
+    q1 = max(1, min(n // _SEQ_FRACTION, _SEQ_MAX))
+    q2 = min(3 * q1, n - q1)
+    t1 = t2 = math.inf
+    for _ in range(2):
+        t0 = TIMER()
+        run_sequential(ev, X, x0[None, ...], ks, 0, q1)
+        t1 = min(t1, TIMER() - t0)
+    for _ in range(2 if q2 > 0 else 0):
+        t0 = TIMER()
+        run_sequential(ev, X, X[q1 - 1 : q1, ...], ks, q1, q1 + q2)
+        t2 = min(t2, TIMER() - t0)
+    st.p = q1 + max(q2, 0)
+    st.filled = max(st.filled, st.p)
+    return _slope(t1, q1, t2, q2) if q2 > 0 else max(t1 / q1, 1e-12)
+
+
+def _tangent(xp, dtype, batch: tuple[int, ...], m: int):
+    """A fixed perturbation of unit norm per batch element (generic: no zero entries)."""
+    v = xp.cos(xp.arange(m, dtype=xp.float64) * 2.4 + 0.7)
+    v = xp.astype(v / xp.sqrt(xp.sum(v * v)), dtype)
+    return xp.broadcast_to(v, (*batch, m))
+
+
+def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, budget: float) -> Probe:
+    """A sweep's seconds per step, growth and drift per step, from the exact steps ``[0, p)``
+    (``t_seq`` of the result is left 0)."""
+    xp, batch, m = be.xp, ev.batch, ev.m
+    measure = opts.kind not in ("zero", "identity")  # A = 0 or I says nothing about the chain
+    v = xp.reshape(_tangent(xp, X.dtype, batch, m), (math.prod(batch), m)) if measure else None
+
+    def timed(s: int) -> tuple[float, float, Any]:
+        t0 = TIMER()
+        _, dX = evaluate(ev, be, opts, X, x0, ks, p - s, p, v)
+        last = sqnorm(xp, dX[-1, ...])  # (*batch); reading it synchronises a device
+        worst = float(xp.max(xp.reshape(last, (-1,)))) if last.ndim else float(last)
+        return TIMER() - t0, worst, dX
+
+    spent, sizes, times = 0.0, [], []
+    for s in sorted({min(p, size) for size in (4, 16, _SWEEP_PROBE_MAX)}):
+        t, worst, dX = timed(s)
+        spent += t
+        if spent <= budget or not sizes:  # again (the first call may load kernels) within budget
+            t2 = timed(s)[0]
+            spent += t2
+            t = min(t, t2)
+        sizes.append(s)
+        times.append(t)
+        if spent > budget and len(sizes) > 1:  # two sizes at least: their slope drops the
+            break  # per-call overhead, which dominates short evaluations of a Python chain
+    s = sizes[-1]
+    per = _slope(times[-2], sizes[-2], t, s) if len(sizes) > 1 else t / s
+    if be.is_numba:
+        per += _update_cost(X, p - s, p, batch, m)
+    if not measure:
+        return Probe(0.0, per, None, None, s)
+    if not math.isfinite(worst):
+        return Probe(0.0, per, math.inf, math.inf, s)
+    growth = 0.5 * math.log(worst) / s if worst > 0 else -math.inf
+    # Drift: |A_k u - u| / |u| along the perturbation's path, averaged over the steps (the
+    # largest over the batch elements).
+    before = xp.concat([xp.reshape(v, (1, *batch, m)), dX[:-1, ...]], axis=0)
+    tiny = xp.asarray(xp.finfo(X.dtype).smallest_normal, dtype=X.dtype)
+    ratio = xp.sqrt(sqnorm(xp, dX - before) / xp.maximum(sqnorm(xp, before), tiny))
+    drift = float(xp.max(xp.mean(xp.reshape(ratio, (s, -1)), axis=0)))
+    return Probe(0.0, per, growth, drift, s)
+
+
+def _update_cost(X, a: int, b: int, batch: tuple[int, ...], m: int) -> float:
+    """Seconds per step of the CPU sweep's update pass, timed on a scratch copy of ``X[a:b]``."""
+    import numpy as np
+
+    from ._fused import update
+
+    B = math.prod(batch)
+    scratch = np.array(np.reshape(X[a:b], (b - a, B, m)))
+    zero = np.zeros((b - a, B, m), dtype=X.dtype)
+    update(scratch[:1], 0, zero[:1], zero[:1], 1.0)  # loads the kernel
+    best = math.inf
+    for _ in range(2):
+        t0 = TIMER()
+        update(scratch, 0, zero, zero, 1.0)
+        best = min(best, TIMER() - t0)
+    return best / (b - a)
+
+
+def probe(ev: Evaluator, be, opts: Options, x0, X, ks, n: int, st: State) -> Probe:
+    """Run the probes (the first steps become exact: ``st.p`` advances); see the module doc."""
+    t_seq = _sequential(ev, X, x0, ks, n, st)
+    if st.p >= n:
+        return Probe(t_seq)
+    out = _sweep(ev, be, opts, X, x0, ks, st.p, _PROBE_BUDGET * n * t_seq)
+    out.t_seq = t_seq
+    return out
