@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from test_chain import assert_states, mlp
 
 import pcrsolve as pcr
 from conftest import unchanged
-from pcrsolve.chain import _policy
+from pcrsolve.chain import _loop, _policy
 
 METHODS = ["newton", "band1", "diagonal", "picard", "jacobi", "sequential"]
 BATCHES = [(), (3,), (2, 3)]
@@ -19,9 +17,9 @@ FLOATS = [np.float32, np.float64]
 
 @pytest.fixture
 def no_fallback(monkeypatch):
-    """Disable the cost rules, so that parallel-path behaviour is deterministic."""
+    """Disable the cost model and rules, so that parallel-path behaviour is deterministic."""
     monkeypatch.setattr(_policy, "should_stop", lambda *args: None)
-    monkeypatch.setattr(_policy, "eval_budget", lambda *args: math.inf)
+    monkeypatch.setattr(_loop, "choose_route", lambda *args: ("parallel", "sweeps (test)"))
 
 
 # --------------------------------------------------------------------------- a skip chain

@@ -92,14 +92,20 @@ class State:
         self.prefixes.append(p)
 
 
+def _quadratic(opts: Options) -> bool:
+    """Whether the sweeps converge quadratically: exact Newton (not ``band1``, whose dropped
+    skip Jacobians make it a linearly converging quasi-Newton method on the dense kind)."""
+    return opts.kind == "dense" and opts.method != "band1"
+
+
 def threshold(xp, opts: Options, cur: Any, prev: float | None) -> Any:
     """The largest update with which a step counts as converged after this sweep.
 
     ``tol``, or more when the last two sweeps show the iteration contracting: the error
-    left after an update of size ``d`` is predicted as ``C d^2`` for Newton (quadratic
-    convergence, ``C = cur / prev^2``) and ``theta / (1 - theta) d`` for the linear
-    methods (``theta = cur / prev``, the estimate of Hairer & Wanner's simplified Newton).
-    The step is accepted when the prediction is within ``tol``. This spares the sweep that
+    left after an update of size ``d`` is predicted as ``C d^2`` for exact Newton (quadratic
+    convergence, ``C = cur / prev^2``) and ``theta / (1 - theta) d`` for the linear methods,
+    ``band1`` included (``theta = cur / prev``, the estimate of Hairer & Wanner's simplified
+    Newton). The step is accepted when the prediction is within ``tol``. This spares the sweep that
     would only confirm convergence. Never above ``sqrt(tol)``; device arithmetic, no sync.
     """
     tol = opts.tol
@@ -108,12 +114,12 @@ def threshold(xp, opts: Options, cur: Any, prev: float | None) -> Any:
     if isinstance(cur, float):  # host numbers (the Numba path)
         if not cur < prev:
             return tol
-        if opts.kind == "dense":
+        if _quadratic(opts):
             thr = math.sqrt(tol * prev * prev / cur) if cur > 0 else math.inf
         else:
             thr = tol * (1 - cur / prev) / (cur / prev) if cur > 0 else math.inf
         return min(max(thr, tol), math.sqrt(tol))
-    if opts.kind == "dense":
+    if _quadratic(opts):
         thr = xp.sqrt(tol * prev * prev / cur)
     else:
         theta = cur / prev
@@ -135,7 +141,7 @@ def sweeps_needed(opts: Options, errs: list[float]) -> float:
     tol = opts.tol if opts.tol > 0 else opts.default_tol
     if e1 <= tol:
         return 1.0
-    if opts.kind == "dense":  # e <- C e^2, C e1 = (e1/e0)^2 < 1
+    if _quadratic(opts):  # e <- C e^2, C e1 = (e1/e0)^2 < 1
         c, e, count = e1 / (e0 * e0), e1, 0
         while e > tol and count < 64:
             e, count = c * e * e, count + 1
