@@ -128,8 +128,9 @@ def _sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, budget: float) -
     # Drift: |A_k u - u| / |u| along the perturbation's path, averaged over the steps (the
     # largest over the batch elements).
     before = xp.concat([xp.reshape(v, (1, *batch, m)), dX[:-1, ...]], axis=0)
-    tiny = xp.asarray(xp.finfo(X.dtype).smallest_normal, dtype=X.dtype)
-    ratio = xp.sqrt(sqnorm(xp, dX - before) / xp.maximum(sqnorm(xp, before), tiny))
+    den = sqnorm(xp, before)  # real even for complex states
+    tiny = xp.asarray(xp.finfo(den.dtype).smallest_normal, dtype=den.dtype)
+    ratio = xp.sqrt(sqnorm(xp, dX - before) / xp.maximum(den, tiny))
     drift = float(xp.max(xp.mean(xp.reshape(ratio, (s, -1)), axis=0)))
     return Probe(0.0, per, growth, drift, s)
 
