@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import reference
 import systems
 from conftest import unchanged
-from pcrsolve.kernels.numba import block
+from pcrsolve.kernels.numba import _threads, block
 
 pytestmark = pytest.mark.kernels
 
@@ -27,6 +27,7 @@ def twin(request, monkeypatch):
     """Force the serial or the parallel compiled copy of the kernels."""
     limit = 0 if request.param == "parallel" else np.inf
     monkeypatch.setattr(block, "PARALLEL_MIN_WORK", limit)
+    monkeypatch.setattr(_threads, "MIN_WORK", limit)
     return request.param
 
 

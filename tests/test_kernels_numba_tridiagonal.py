@@ -6,6 +6,7 @@ Sizes stay small: these tests also run under ``NUMBA_DISABLE_JIT=1`` (pure Pytho
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from scipy.linalg import lapack
 import reference
 import systems
 from conftest import unchanged
-from pcrsolve.kernels.numba import check, pivoting, tridiagonal
+from pcrsolve.kernels.numba import _threads, check, pivoting, tridiagonal
 
 pytestmark = pytest.mark.kernels
 
@@ -121,6 +122,30 @@ def test_any_layout_kernels_read_either_layout(name, dtype, n, batch, rng):
     np.testing.assert_array_equal(x3, x)
     np.testing.assert_array_equal(info3, info)
     np.testing.assert_array_equal(check.tridiagonal_backward_error(dl, d, du, rhs, x3), err)
+
+
+@pytest.mark.parametrize("batch", (4, 9, 13))
+def test_thomas_on_threads_matches_one_thread(batch, monkeypatch, rng):
+    """Ranges of systems on several threads (groups of four, leftovers) give the same bits."""
+    dl, d, du, rhs = systems.tridiagonal(rng, (batch,), 17, np.float64)
+    x, info = tridiagonal.thomas(dl, d, du, rhs)
+    monkeypatch.setattr(_threads, "MIN_WORK", 0)
+    x2, info2 = tridiagonal.thomas(dl, d, du, rhs)
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(info2, info)
+    assert_solves(x2, dl, d, du, rhs)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_threads_work_in_a_forked_child(monkeypatch, rng):
+    import multiprocessing
+
+    monkeypatch.setattr(_threads, "MIN_WORK", 0)
+    dl, d, du, rhs = systems.tridiagonal(rng, (8,), 9, np.float64)
+    x, _ = tridiagonal.thomas(dl, d, du, rhs)  # the parent's pool is running
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # without a new pool it hangs
+        y, _ = pool.apply_async(tridiagonal.thomas, (dl, d, du, rhs)).get(timeout=120)
+    np.testing.assert_array_equal(y, x)
 
 
 @pytest.mark.parametrize("name", SOLVERS)

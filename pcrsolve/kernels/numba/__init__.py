@@ -1,4 +1,14 @@
-"""Numba CPU kernels (NumPy arrays only). See :mod:`pcrsolve.kernels` for the contract."""
+"""Numba CPU kernels (NumPy arrays only). See :mod:`pcrsolve.kernels` for the contract.
+
+Kernels compile on first use, one signature (dtype, layout) at a time, and are cached on disk
+(``cache=True``): importing a module or building the table compiles nothing. A first call
+compiles only what it runs, so the code is arranged to keep that small: a loop over
+independent systems is a serial kernel over a range of systems, run on Python threads
+(:mod:`._threads`) rather than in a ``prange`` region, whose compilation alone costs seconds;
+small inputs never start a thread; the pivoting fallback of ``method="auto"`` compiles only
+when a fallback happens, and its backward-error check only for methods that do not certify
+their accuracy themselves (Thomas does).
+"""
 
 from __future__ import annotations
 
