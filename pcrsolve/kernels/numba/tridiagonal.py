@@ -261,6 +261,7 @@ def _factor_system(a, b, c, eps, one, nan, inv, cp):
     if n == 0:
         return 0
     bad = 0
+    grown = 0
     p = b[0]
     if _bad(p, abs(b[0]) + abs(c[0]), eps):
         bad = 1
@@ -268,12 +269,16 @@ def _factor_system(a, b, c, eps, one, nan, inv, cp):
     cp[0] = c[0] * inv[0]
     for i in range(1, n):
         ai = a[i]
-        p = b[i] - ai * cp[i - 1]
-        if bad == 0 and _bad(p, abs(ai) + abs(b[i]) + abs(c[i]), eps):
+        t = ai * cp[i - 1]
+        p = b[i] - t
+        scale = abs(ai) + abs(b[i]) + abs(c[i])
+        if bad == 0 and _bad(p, scale, eps):
             bad = i + 1
+        if grown == 0 and abs(t) > GROWTH_LIMIT * scale:
+            grown = i + 1
         inv[i] = _div(one, p, nan)
         cp[i] = c[i] * inv[i]
-    return bad
+    return bad if bad else -grown  # growth as in _thomas_system
 
 
 @jit(parallel=True)
@@ -317,7 +322,7 @@ def thomas_factor(dl, d, du):
         ``(dl, 1 / pivots, modified super-diagonal)`` — ``dl`` is a copy, so later changes
         to the caller's array do not affect the factorization.
     info : (B,) int64 ndarray
-        As for :func:`thomas`.
+        As for :func:`thomas`, growth (``info < 0``) included.
     """
     nb, n = d.shape
     inv = np.empty((nb, n), dtype=d.dtype)
@@ -327,6 +332,8 @@ def thomas_factor(dl, d, du):
         _factor_kernel(dl, d, du, *_consts(d.dtype), inv, cp, info)
     return (np.array(dl, copy=True), inv, cp), info
 
+
+thomas_factor.certifies_accuracy = True  # its info < 0 flags growth as thomas's does
 
 
 def thomas_factor_solve(factors, rhs):
@@ -349,12 +356,13 @@ def thomas_factor_solve(factors, rhs):
 
 
 @jit
-def _pcr_update(am, bm, cm, dm, a, b, c, d, ap, bp, cp, dp, eps, nan):
-    """Row ``(a, b, c | d)`` eliminates its neighbours ``(am, bm, cm | dm)`` above and
-    ``(ap, bp, cp | dp)`` below; an absent neighbour is passed as ``(0, 1, 0 | 0)``.
+def _pcr_update(am, bm, cm, a, b, c, ap, bp, cp, eps, nan):
+    """Row ``(a, b, c)`` eliminates its neighbours ``(am, bm, cm)`` above and ``(ap, bp, cp)``
+    below; an absent neighbour is passed as ``(0, 1, 0)``.
 
-    Returns the new row and whether its diagonal entry is a bad pivot, against the new
-    row's entries and the terms that were subtracted from ``b`` to form it.
+    Returns the new row, the multipliers ``k1 = a / bm`` and ``k2 = c / bp`` (the right-hand
+    side becomes ``d - k1 * dm - k2 * dp``) and whether the new diagonal entry is a bad pivot,
+    against the new row's entries and the terms that were subtracted from ``b`` to form it.
     """
     k1 = _div(a, bm, nan)
     k2 = _div(c, bp, nan)
@@ -363,9 +371,8 @@ def _pcr_update(am, bm, cm, dm, a, b, c, d, ap, bp, cp, dp, eps, nan):
     na = -k1 * am
     nb = b - t1 - t2
     nc = -k2 * cp
-    nd = d - k1 * dm - k2 * dp
     bad = _bad(nb, abs(b) + abs(t1) + abs(t2) + abs(na) + abs(nc), eps)
-    return na, nb, nc, nd, bad
+    return na, nb, nc, k1, k2, bad
 
 
 @jit(inline=True)
@@ -384,11 +391,11 @@ def _pcr_row(sa, sb, sc, sd, ta, tb, tc, td, i, s, eps, one, nan):
         ap, bp, cp, dp = sa[i + s], sb[i + s], sc[i + s], sd[i + s]
     else:
         ap, bp, cp, dp = zero, one, zero, zero
-    na, nb, nc, nd, flag = _pcr_update(am, bm, cm, dm, sa[i], sb[i], sc[i], sd[i], ap, bp, cp, dp, eps, nan)
+    na, nb, nc, k1, k2, flag = _pcr_update(am, bm, cm, sa[i], sb[i], sc[i], ap, bp, cp, eps, nan)
     ta[i] = na
     tb[i] = nb
     tc[i] = nc
-    td[i] = nd
+    td[i] = sd[i] - k1 * dm - k2 * dp
     return flag
 
 
