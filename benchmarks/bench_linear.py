@@ -1,4 +1,4 @@
-"""Benchmarks of the linear solvers against SciPy/LAPACK, run by ``python -m pcrsolve bench``.
+"""Benchmarks of the linear solvers against SciPy/LAPACK (a suite of ``benchmarks/run.py``).
 
 ``run(quick)`` returns one record (a dict, see ``benchmarks/README.md``) per (case, method):
 
@@ -6,6 +6,8 @@
 - one tridiagonal system, n = 2**21, against one ``dgtsv`` call;
 - block tridiagonal, 32 systems x n = 1024 x 4x4 blocks, against a ``solve_banded`` loop;
 - 64 first-order IIR filters of length 1e5 (``linear_recurrence``) against an ``lfilter`` loop;
+- a solve with a stored factorization against a full solve, per method (batched and single long
+  scalar systems, batched block systems; Numba kernels and the xp kernels on NumPy);
 - sweeps over n (one system) and over the batch size (n = 256) for every method, so the docs
   can show where ``pcr`` and ``hybrid`` pay off.
 
@@ -276,6 +278,60 @@ def iir_filters(rng, rounds: int, filters: int = 64, length: int = 100_000, meth
     )
 
 
+def factored_solves(rng, rounds: int, quick: bool = False) -> list[dict[str, Any]]:
+    """A solve with a stored factorization against a full solve by the same method.
+
+    ``ratio`` = full solve / factored solve (> 1: the factorization pays from the second
+    right-hand side on); ``t_factor`` is the factorization itself. Batched and single long
+    scalar systems and batched block systems on the Numba backend, and the xp kernels (the
+    code CuPy runs) on NumPy, where a factored solve replays PCR's levels without a loop over
+    rows.
+    """
+    import pcrsolve as pcr
+
+    scale = 4 if quick else 1
+    cases = [
+        ("tridiagonal", "numba", 4096 // scale, 256, 0, (*METHODS, "pivoting")),
+        ("tridiagonal", "numba", 1, 2**21 // scale, 0, (*METHODS, "pivoting")),
+        ("block tridiagonal", "numba", 32 // scale, 1024, 4, METHODS),
+        ("tridiagonal", "numpy", 256 // scale, 1024, 0, ("auto", "pcr", "hybrid")),
+        ("block tridiagonal", "numpy", 32 // scale, 256, 4, ("auto", "pcr", "hybrid")),
+    ]
+    out = []
+    for structure, backend, batch, n, m, methods in cases:
+        if m:
+            L = rng.uniform(-1, 1, (batch, n - 1, m, m))
+            U = rng.uniform(-1, 1, (batch, n - 1, m, m))
+            D = rng.uniform(-1, 1, (batch, n, m, m)) + 3 * m * np.eye(m)
+            mats, rhs = (L, D, U), rng.standard_normal((batch, n, m))
+            solve, factor = pcr.solve_block_tridiagonal, pcr.factor_block_tridiagonal
+        else:
+            dl, d, du, rhs = tridiagonal_system(rng, batch, n)
+            mats, solve, factor = (dl, d, du), pcr.solve_tridiagonal, pcr.factor_tridiagonal
+        params = {"batch": batch, "n": n, **({"m": m} if m else {}), "backend": backend, "dtype": "float64"}
+        for method in methods:
+            out.append(_factored(structure, params, solve, factor, mats, rhs, method, backend, rounds))
+    return out
+
+
+def _factored(structure, params, solve, factor, mats, rhs, method, backend, rounds) -> dict[str, Any]:
+    factor(*mats, method=method, backend=backend)  # warm-up: compilation is not timed
+    t = time.perf_counter()
+    f = factor(*mats, method=method, backend=backend)
+    t_factor = time.perf_counter() - t
+    [rec] = records(
+        f"factored solve, {structure}",
+        params,
+        "full solve, same method",
+        lambda: solve(*mats, rhs, method=method, backend=backend),
+        {method: lambda: f.solve(rhs)},
+        rounds=rounds,
+    )
+    rec["t_factor"] = t_factor
+    rec["factor_method"] = f.method
+    return rec
+
+
 def sweep_n(rng, rounds: int, ns: Sequence[int], methods=METHODS):
     """One system of each length n: every method against one ``dgtsv`` call."""
     out = []
@@ -305,6 +361,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     out += single_tridiagonal(rng, rounds)
     out += block_tridiagonal(rng, rounds)
     out += iir_filters(rng, rounds)
+    out += factored_solves(rng, rounds, quick)
     ns = [2**k for k in (range(8, 19, 3) if quick else range(6, 22, 1))]
     out += sweep_n(rng, rounds, ns)
     batches = [2**k for k in (range(0, 13, 3) if quick else range(0, 13, 1))]

@@ -4,8 +4,8 @@
 ``run(quick: bool) -> list[dict]`` is a suite named ``<name>``; suites that fail to import are
 reported and skipped. The records (format in ``benchmarks/README.md``) go to
 ``benchmarks/results/bench-<time>.json`` (and ``latest.json``), with PNG plots next to them; a
-full run (not ``--quick``) also copies the plots and an reStructuredText table the documentation
-shows into ``docs/_static/bench/``.
+full run (not ``--quick``) also copies the plots and the reStructuredText tables the
+documentation shows into ``docs/_static/bench/`` and rewrites the README's few benchmark numbers.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def run_suites(
 
 # Keys of a flat record that describe the problem (the rest are measurements).
 _PARAM_KEYS = ("L", "n_steps", "T", "n", "m", "k", "batch", "width", "gain", "eta", "window", "method")
-_PARAM_KEYS += ("dtype",)
+_PARAM_KEYS += ("dtype", "chunks", "workers")
 
 
 def normalize(r: dict, suite: str) -> dict:
@@ -378,24 +378,9 @@ def _rnn_plots(records: Sequence[dict], outdir: Path) -> list[Path | None]:
 # ----------------------------------------------------------------------- docs
 
 
-def _rst_table(records: Sequence[dict]) -> str:
-    rows = [r for r in records if "sweep" not in str(r.get("case", ""))]
-    head = ["suite", "case", "sizes", "method", "baseline", "baseline [ms]", "pcrsolve [ms]", "speed-up"]
-    body = [
-        [
-            str(r.get("suite", "")),
-            str(_get(r, "case", "name", default="")),
-            _params(r) or "-",
-            str(_get(r, "method", default="-")),
-            str(r.get("baseline", "")) or "-",
-            _ms(_get(r, "t_baseline")),
-            _ms(_get(r, "t_candidate", "t_pcrsolve")),
-            f"{_get(r, 'ratio', 'speedup'):.2f}x"
-            if isinstance(_get(r, "ratio", "speedup"), (int, float))
-            else "-",
-        ]
-        for r in rows
-    ]
+def _rst(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A reStructuredText simple table (a cell of just "-", which would start a list, as "—")."""
+    body = [["—" if c == "-" else c for c in row] for row in body]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     rule = "  ".join("=" * w for w in widths)
 
@@ -405,11 +390,82 @@ def _rst_table(records: Sequence[dict]) -> str:
     return "\n".join([rule, line(head), rule, *(line(b) for b in body), rule])
 
 
-def _rst_memory(records: Sequence[dict]) -> str:
-    rows = [r for r in records if r.get("gbps") is not None and "sweep" not in str(r.get("case", ""))]
+def _x(r: dict | None) -> str:
+    v = None if r is None else _get(r, "ratio", "speedup")
+    return f"{v:.2f}x" if isinstance(v, (int, float)) else "-"
+
+
+def _by_case(records: Sequence[dict]) -> tuple[list[str], list[tuple[str, str, dict[str, dict]]]]:
+    """Methods (in order of appearance) and one row per (case, sizes): ``{method: record}``."""
+    methods: list[str] = []
+    rows: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in records:
+        m = str(_get(r, "method", default="-"))
+        if m not in methods:
+            methods.append(m)
+        rows.setdefault((str(_get(r, "case", "name", default="")), _params(r) or "-"), {})[m] = r
+    return methods, [(case, sizes, cells) for (case, sizes), cells in rows.items()]
+
+
+def _rst_ratios(records: Sequence[dict]) -> str:
+    """One row per case and sizes: a speed-up column per method, or times and one speed-up."""
+    methods, rows = _by_case(records)
     if not rows:
         return ""
-    head = ["case", "method", "GB/s", "copy GB/s", "fraction of copy", "peak extra memory / input"]
+    if len(methods) > 1:
+        head = ["case", "sizes", "baseline", "baseline [ms]", *methods]
+        body = []
+        for case, sizes, cells in rows:
+            first = next(iter(cells.values()))
+            body.append(
+                [case, sizes, str(first.get("baseline") or "-"), _ms(_get(first, "t_baseline"))]
+                + [_x(cells.get(m)) for m in methods]
+            )
+        return _rst(head, body)
+    head = ["case", "sizes", "baseline", "baseline [ms]", "pcrsolve [ms]", "speed-up"]
+    body = []
+    for case, sizes, cells in rows:
+        r = next(iter(cells.values()))
+        body.append(
+            [
+                case,
+                sizes,
+                str(r.get("baseline") or "-"),
+                _ms(_get(r, "t_baseline")),
+                _ms(_get(r, "t_candidate", "t_pcrsolve")),
+                _x(r),
+            ]
+        )
+    return _rst(head, body)
+
+
+def _rst_coldstart(records: Sequence[dict]) -> str:
+    rows: dict[str, dict[str, dict]] = {}
+    for r in records:
+        rows.setdefault(str(r.get("method")), {})[str((r.get("params") or {}).get("cache"))] = r
+    if not rows:
+        return ""
+    head = ["first call of", "inputs", "cold cache [s]", "warm cache [s]", "import [s]"]
+    body = []
+    for name, by in rows.items():
+        cold, warm = by.get("cold", {}), by.get("warm", {})
+        body.append(
+            [
+                "``python -m pcrsolve demo``" if name == "demo" else f"``{name}``",
+                str(cold.get("what", "all of it, end to end")),
+                f"{cold['t_candidate']:.2f}" if "t_candidate" in cold else "-",
+                f"{warm['t_candidate']:.2f}" if "t_candidate" in warm else "-",
+                f"{cold['import_s']:.2f}" if "import_s" in cold else "-",
+            ]
+        )
+    return _rst(head, body)
+
+
+def _rst_memory(records: Sequence[dict]) -> str:
+    rows = [r for r in records if r.get("gbps") is not None]
+    if not rows:
+        return ""
+    head = ["case", "method", "GB/s", "copy GB/s", "of copy", "peak extra / input"]
     body = [
         [
             str(r.get("case")),
@@ -421,17 +477,117 @@ def _rst_memory(records: Sequence[dict]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    rule = "  ".join("=" * w for w in widths)
+    return _rst(head, body)
 
-    def line(cells):
-        return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip()
 
-    return "\n".join([rule, line(head), rule, *(line(b) for b in body), rule])
+def _rst_factorizations(records: Sequence[dict]) -> str:
+    """Full solve / factored solve, per method: one row per structure, sizes and backend."""
+    methods, rows = _by_case(records)
+    head = ["structure", "sizes", "backend", *methods]
+    body = []
+    for case, _, cells in rows:
+        p = next(iter(cells.values())).get("params") or {}
+        sizes = " x ".join(str(p[k]) for k in ("batch", "n") if k in p)
+        if "m" in p:
+            sizes += f", {p['m']}x{p['m']} blocks"
+        body.append([case.removeprefix("factored solve, "), sizes, str(p.get("backend", "-"))])
+        body[-1] += [_x(cells.get(m)) for m in methods]
+    return _rst(head, body)
+
+
+def _suite(records: Sequence[dict], name: str) -> list[dict]:
+    return [r for r in records if r.get("suite") == name and "sweep" not in str(r.get("case", ""))]
+
+
+def _factored(r: dict) -> bool:
+    return str(r.get("case", "")).startswith("factored solve")
+
+
+def doc_tables(records: Sequence[dict]) -> dict[str, str]:
+    """The reStructuredText tables the benchmark page includes, by file name.
+
+    The linear suite gives ``linear.inc`` (the solvers), ``factorizations.inc`` and
+    ``memory.inc``; ``coldstart.inc``, ``chain.inc`` and ``adapters.inc`` are one suite each.
+    The other suites' sections show their figures only.
+    """
+    linear = _suite(records, "linear")
+    tables = {
+        "linear.inc": _rst_ratios([r for r in linear if not _factored(r)]),
+        "factorizations.inc": _rst_factorizations([r for r in linear if _factored(r)]),
+        "memory.inc": _rst_memory(linear),
+        "coldstart.inc": _rst_coldstart(_suite(records, "coldstart")),
+        "chain.inc": _rst_ratios(_suite(records, "chain")),
+        "adapters.inc": _rst_ratios(_suite(records, "adapters")),
+    }
+    return {name: (text or "(not measured in the last run)") + "\n" for name, text in tables.items()}
+
+
+# The README's few numbers live between these markers; a full run rewrites them.
+README_BEGIN = "<!-- benchmark numbers: written by benchmarks/run.py, do not edit -->"
+README_END = "<!-- end of benchmark numbers -->"
+
+
+def _find(records: Sequence[dict], case: str, method: str, **params: Any) -> dict | None:
+    for r in records:
+        p = r.get("params") or {}
+        if (
+            r.get("case") == case
+            and r.get("method") == method
+            and all(p.get(k) == v for k, v in params.items())
+        ):
+            return r
+    return None
+
+
+def readme_numbers(records: Sequence[dict], info: dict, when: str) -> str:
+    """The README's benchmark lines (Markdown) from this run's records."""
+    lines = [f"Measured by `make bench` on {when} ({info['cpu']}, {info['usable_cores']} cores):", ""]
+    quoted = [
+        (
+            "4096 tridiagonal systems, n = 256, against a loop of LAPACK `dgtsv`",
+            "batched tridiagonal",
+            {"batch": 4096},
+        ),
+        ("one tridiagonal system, n = 2^21, against `dgtsv`", "one tridiagonal system", {"n": 2**21}),
+        (
+            "32 block tridiagonal systems, n = 1024, 4x4 blocks, against a `solve_banded` loop",
+            "block tridiagonal",
+            {},
+        ),
+        (
+            "a solve with a stored factorization (4096 x 256) against a full solve",
+            "factored solve, tridiagonal",
+            {"batch": 4096, "backend": "numba"},
+        ),
+    ]
+    for text, case, params in quoted:
+        r = _find(records, case, "auto", **params)
+        if r is not None:
+            lines.append(f'- {text}: {_x(r)} (`method="auto"`)')
+    cold = _find(records, "first call", "solve_tridiagonal", cache="cold")
+    warm = _find(records, "first call", "solve_tridiagonal", cache="warm")
+    if cold is not None and warm is not None:
+        lines.append(
+            f"- the first `solve_tridiagonal` of a fresh process: {cold['t_candidate']:.1f} s with an empty "
+            f"Numba cache (compiling), {warm['t_candidate']:.2f} s once the cache is filled"
+        )
+    return "\n".join(lines)
+
+
+def write_readme(text: str, path: Path | None = None) -> bool:
+    """Replace the README's block of benchmark numbers; False when it has no markers."""
+    path = path or ROOT / "README.md"
+    old = path.read_text()
+    if README_BEGIN not in old or README_END not in old:
+        return False
+    head, rest = old.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    path.write_text(f"{head}{README_BEGIN}\n{text}\n{README_END}{tail}")
+    return True
 
 
 def write_docs(records: Sequence[dict], info: dict, files: Sequence[Path], when: str) -> None:
-    """Copy plots and write the tables the documentation's benchmark page includes."""
+    """Copy plots, write the tables the benchmark page includes and the README's numbers."""
     DOCS_BENCH.mkdir(parents=True, exist_ok=True)
     for f in files:
         shutil.copy2(f, DOCS_BENCH / f.name)
@@ -442,19 +598,11 @@ def write_docs(records: Sequence[dict], info: dict, files: Sequence[Path], when:
         f"Numba {info['numba']} with {info['numba_threads']} threads; BLAS: {blas}; pcrsolve "
         f"{info['pcrsolve']}."
     )
-    text = [machine_line, "", _rst_table(records), ""]
-    mem = _rst_memory(records)
-    if mem:
-        text += [
-            "Effective bandwidth (bytes of the inputs and the output, once, divided by the time) against a",
-            "NumPy copy moving the same number of bytes, and the peak of NumPy allocations during the call",
-            "(the output included) as a multiple of the input bytes:",
-            "",
-            mem,
-            "",
-        ]
-    (DOCS_BENCH / "tables.inc").write_text("\n".join(text))
+    (DOCS_BENCH / "machine.inc").write_text(machine_line + "\n")
+    for name, text in doc_tables(records).items():
+        (DOCS_BENCH / name).write_text(text)
     (DOCS_BENCH / "plots.txt").write_text("\n".join(sorted(f.name for f in files)) + "\n")
+    write_readme(readme_numbers(records, info, when))
 
 
 # ----------------------------------------------------------------------- main

@@ -6,8 +6,8 @@ its array namespace ``xp``, a converter for inputs, and its kernel table.
 
 - NumPy arrays, lists and scalars -> ``"numba"`` (Numba CPU kernels).
 - CuPy arrays -> ``"cupy"`` (the xp kernels on the GPU).
-- Any other Array-API library (``array_api_strict``, PyTorch, JAX) -> the xp kernels
-  on that library.
+- Any other Array-API library (e.g. ``array_api_strict``, JAX) -> the xp kernels on that
+  library (the chain layer needs arrays that can be written in place: not JAX's).
 - ``"numpy"`` -> the xp kernels on NumPy (what CuPy runs, on the CPU).
 """
 

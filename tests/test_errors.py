@@ -169,10 +169,18 @@ def test_factorization_errors():
         f.solve(np.ones(3))
     with raises(
         ValueError,
-        "`method` must be one of 'auto', 'sequential', 'pivoting' for factor_tridiagonal; "
-        "got 'pcr' ('pcr' is not available for factor_tridiagonal).",
+        "`method` must be one of 'auto', 'sequential', 'pcr', 'hybrid', 'pivoting' for "
+        "factor_tridiagonal; got 'cholesky'.",
     ):
-        pcr.factor_tridiagonal(ONE, TWO, ONE, method="pcr")
+        pcr.factor_tridiagonal(ONE, TWO, ONE, method="cholesky")
+    with raises(
+        ValueError,
+        "`method` must be one of 'auto', 'sequential', 'pcr', 'hybrid' for factor_block_tridiagonal; "
+        "got 'pivoting' ('pivoting' is not available for factor_block_tridiagonal).",
+    ):
+        pcr.factor_block_tridiagonal(
+            np.ones((1, 1, 1)), np.ones((2, 1, 1)), np.ones((1, 1, 1)), method="pivoting"
+        )
     with raises(pcr.SingularMatrixError, "singular matrix"):
         pcr.factor_tridiagonal(ONE, np.zeros(2), np.zeros(1), method="pivoting")
     g = pcr.factor_block_tridiagonal(np.ones((1, 2, 2)), 4 * np.eye(2)[None].repeat(2, 0), np.ones((1, 2, 2)))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import systems
+from pcrsolve.kernels.numba import _threads
 from pcrsolve.kernels.numba import check as nb
 from pcrsolve.kernels.xp import check as xc
 
@@ -52,9 +53,20 @@ def test_exact_solution_has_tiny_backward_error(rng):
     assert np.all(nb.tridiagonal_backward_error(dl, d, du, rhs, x) < 10 * np.finfo(float).eps)
 
 
-@pytest.mark.parametrize("where", [0, 123_456, -1])
-def test_all_finite_large_arrays_use_every_thread(where):
-    a = np.ones(nb._PARALLEL_MIN + 7)
+@pytest.mark.parametrize("where", [0, 50_001, -1])
+def test_all_finite_on_threads(where, monkeypatch):
+    monkeypatch.setattr(_threads, "MIN_WORK", 0)  # split even a small array between threads
+    a = np.ones(100_003)
     assert nb.all_finite(a)
     a[where] = np.nan
     assert not nb.all_finite(a)
+
+
+def test_backward_errors_on_threads_match_one_thread(monkeypatch, rng):
+    dl, d, du, rhs = systems.tridiagonal(rng, (7,), 9, np.float64)
+    L, D, U, brhs = systems.block_tridiagonal(rng, (7,), 5, 2, np.float64)
+    x, bx = rhs * 0.3, brhs * 0.1
+    one = nb.tridiagonal_backward_error(dl, d, du, rhs, x), nb.block_backward_error(L, D, U, brhs, bx)
+    monkeypatch.setattr(_threads, "MIN_WORK", 0)
+    np.testing.assert_array_equal(nb.tridiagonal_backward_error(dl, d, du, rhs, x), one[0])
+    np.testing.assert_array_equal(nb.block_backward_error(L, D, U, brhs, bx), one[1])

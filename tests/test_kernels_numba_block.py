@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import reference
 import systems
 from conftest import unchanged
-from pcrsolve.kernels.numba import block
+from pcrsolve.kernels.numba import _threads, block, block_factor
 
 pytestmark = pytest.mark.kernels
 
@@ -27,6 +27,7 @@ def twin(request, monkeypatch):
     """Force the serial or the parallel compiled copy of the kernels."""
     limit = 0 if request.param == "parallel" else np.inf
     monkeypatch.setattr(block, "PARALLEL_MIN_WORK", limit)
+    monkeypatch.setattr(_threads, "MIN_WORK", limit)
     return request.param
 
 
@@ -92,6 +93,46 @@ def test_factor_reused_over_rhs(n, m, dtype, rng, twin):
     rhs = systems.block_tridiagonal(rng, (3,), n, m, dtype)[3]
     x = block.block_thomas_factor_solve(shared, rhs)
     assert_solves(x, L[:1], D[:1], U[:1], rhs, dtype)
+
+
+FACTORED = {  # factorization -> the one-shot solver it replays
+    "pcr": (block_factor.block_pcr_factor, block_factor.block_pcr_factor_solve, block.block_pcr),
+    "hybrid": (block_factor.block_hybrid_factor, block_factor.block_hybrid_factor_solve, block.block_hybrid),
+    "hybrid_3": (
+        lambda L, D, U: block_factor.block_hybrid_factor(L, D, U, chunks=3),
+        block_factor.block_hybrid_factor_solve,
+        lambda L, D, U, rhs: block.block_hybrid(L, D, U, rhs, chunks=3),
+    ),
+}
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 70])
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("kind", FACTORED)
+def test_pcr_and_hybrid_factors_replay_the_solver(kind, n, m, dtype, rng, twin):
+    factor, solve, direct = FACTORED[kind]
+    L, D, U, _ = systems.block_tridiagonal(rng, (2,), n, m, dtype)
+    with unchanged(L, D, U):
+        factors, info = factor(L, D, U)
+    np.testing.assert_array_equal(info, 0)
+    for _ in range(2):
+        rhs = systems.block_tridiagonal(rng, (2,), n, m, dtype)[3]
+        with unchanged(*factors, rhs):
+            x = solve(factors, rhs)
+        np.testing.assert_array_equal(x, direct(L, D, U, rhs)[0])
+    shared, info = factor(L[:1], D[:1], U[:1])
+    rhs = systems.block_tridiagonal(rng, (3,), n, m, dtype)[3]
+    assert_solves(solve(shared, rhs), *(np.repeat(a[:1], 3, 0) for a in (L, D, U)), rhs, dtype)
+
+
+@pytest.mark.parametrize("kind", FACTORED)
+def test_pcr_and_hybrid_factors_report_breakdown(kind, dtype):
+    L, D, U, rhs = systems.block_tridiagonal(np.random.default_rng(5), (2,), 9, 2, dtype)
+    D[1, 4] = 0
+    L[1, 4] = 0
+    _, info = FACTORED[kind][0](L, D, U)
+    np.testing.assert_array_equal(info, FACTORED[kind][2](L, D, U, rhs)[1])
+    assert info[0] == 0 and info[1] > 0
 
 
 def test_factor_empty(dtype):

@@ -6,6 +6,7 @@ Sizes stay small: these tests also run under ``NUMBA_DISABLE_JIT=1`` (pure Pytho
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from scipy.linalg import lapack
 import reference
 import systems
 from conftest import unchanged
-from pcrsolve.kernels.numba import check, pivoting, tridiagonal
+from pcrsolve.kernels.numba import _threads, check, pivoting, tridiagonal, tridiagonal_factor
 
 pytestmark = pytest.mark.kernels
 
@@ -40,10 +41,23 @@ SOLVERS = {
     "pcr_rows": functools.partial(tridiagonal.pcr, over="rows"),
     "hybrid": tridiagonal.hybrid,
     "hybrid_3": functools.partial(tridiagonal.hybrid, chunks=3),
+    "pcr_factor": _factored(tridiagonal_factor.pcr_factor, tridiagonal_factor.pcr_factor_solve),
+    "hybrid_factor_3": _factored(
+        functools.partial(tridiagonal_factor.hybrid_factor, chunks=3), tridiagonal_factor.hybrid_factor_solve
+    ),
     "gtsv": pivoting.gtsv,
     "gttrf": _factored(pivoting.gttrf, pivoting.gttrs),
 }
-NON_PIVOTING = ("thomas", "thomas_factor", "pcr_batch", "pcr_rows", "hybrid", "hybrid_3")
+NON_PIVOTING = (
+    "thomas",
+    "thomas_factor",
+    "pcr_batch",
+    "pcr_rows",
+    "hybrid",
+    "hybrid_3",
+    "pcr_factor",
+    "hybrid_factor_3",
+)
 PIVOTING = ("gtsv", "gttrf")
 
 
@@ -121,6 +135,30 @@ def test_any_layout_kernels_read_either_layout(name, dtype, n, batch, rng):
     np.testing.assert_array_equal(x3, x)
     np.testing.assert_array_equal(info3, info)
     np.testing.assert_array_equal(check.tridiagonal_backward_error(dl, d, du, rhs, x3), err)
+
+
+@pytest.mark.parametrize("batch", (4, 9, 13))
+def test_thomas_on_threads_matches_one_thread(batch, monkeypatch, rng):
+    """Ranges of systems on several threads (groups of four, leftovers) give the same bits."""
+    dl, d, du, rhs = systems.tridiagonal(rng, (batch,), 17, np.float64)
+    x, info = tridiagonal.thomas(dl, d, du, rhs)
+    monkeypatch.setattr(_threads, "MIN_WORK", 0)
+    x2, info2 = tridiagonal.thomas(dl, d, du, rhs)
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(info2, info)
+    assert_solves(x2, dl, d, du, rhs)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_threads_work_in_a_forked_child(monkeypatch, rng):
+    import multiprocessing
+
+    monkeypatch.setattr(_threads, "MIN_WORK", 0)
+    dl, d, du, rhs = systems.tridiagonal(rng, (8,), 9, np.float64)
+    x, _ = tridiagonal.thomas(dl, d, du, rhs)  # the parent's pool is running
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # without a new pool it hangs
+        y, _ = pool.apply_async(tridiagonal.thomas, (dl, d, du, rhs)).get(timeout=120)
+    np.testing.assert_array_equal(y, x)
 
 
 @pytest.mark.parametrize("name", SOLVERS)
@@ -225,6 +263,42 @@ def test_factor_of_one_system_shared_by_a_batch_of_rhs(kind, dtype, rng):
     x = solve(factors, rhs)
     assert x.shape == (5, 12)
     assert_solves(x, *(np.broadcast_to(a, (5, 12)) for a in (dl, d, du)), rhs)
+
+
+FACTORED = {  # factorization -> the one-shot solver it replays
+    "pcr": (tridiagonal_factor.pcr_factor, tridiagonal_factor.pcr_factor_solve, tridiagonal.pcr),
+    "hybrid": (tridiagonal_factor.hybrid_factor, tridiagonal_factor.hybrid_factor_solve, tridiagonal.hybrid),
+    "hybrid_3": (
+        functools.partial(tridiagonal_factor.hybrid_factor, chunks=3),
+        tridiagonal_factor.hybrid_factor_solve,
+        functools.partial(tridiagonal.hybrid, chunks=3),
+    ),
+}
+
+
+@pytest.mark.parametrize("threads", ["one", "several"])
+@pytest.mark.parametrize("n", (1, 2, 9, 100, 257))
+@pytest.mark.parametrize("kind", FACTORED)
+def test_pcr_and_hybrid_factors_replay_the_solver(kind, n, dtype, threads, monkeypatch, rng):
+    """The same bits as the one-shot solver, for several right-hand sides; factors of one
+    system serve a batch of right-hand sides."""
+    if threads == "several":
+        monkeypatch.setattr(_threads, "MIN_WORK", 0)
+    factor, solve, direct = FACTORED[kind]
+    dl, d, du, _ = systems.tridiagonal(rng, (2,), n, dtype)
+    with unchanged(dl, d, du):
+        factors, info = factor(dl, d, du)
+    np.testing.assert_array_equal(info, 0)
+    for _ in range(2):
+        rhs = systems.tridiagonal(rng, (2,), n, dtype)[3]
+        with unchanged(*factors, rhs):
+            x = solve(factors, rhs)
+        np.testing.assert_array_equal(x, direct(dl, d, du, rhs)[0])
+    one, info = factor(dl[:1], d[:1], du[:1])
+    rhs = systems.tridiagonal(rng, (3,), n, dtype)[3]
+    assert_solves(
+        solve(one, rhs), np.repeat(dl[:1], 3, 0), np.repeat(d[:1], 3, 0), np.repeat(du[:1], 3, 0), rhs
+    )
 
 
 def test_thomas_factor_does_not_alias_inputs(rng):

@@ -155,6 +155,43 @@ def test_property_all_methods_agree_with_reference(backend, dtype, n, m, batch, 
             check_solution(x, info, L, D, U, rhs, dtype)
 
 
+FACTORED = {
+    "sequential": (block.block_thomas_factor, block.block_thomas_factor_solve, block.block_thomas),
+    "pcr": (block.block_pcr_factor, block.block_pcr_factor_solve, block.block_pcr),
+    "hybrid": (block.block_hybrid_factor, block.block_hybrid_factor_solve, block.block_hybrid),
+}
+
+
+@pytest.mark.parametrize("method", FACTORED)
+@pytest.mark.parametrize("n", [1, 2, 9, 33])
+def test_factor_solve_matches_the_solver(xb, dtype, method, n, rng):
+    """Several right-hand sides per factorization; factors of one system serve a batch."""
+    factor, solve, direct = FACTORED[method]
+    L, D, U, _ = systems.block_tridiagonal(rng, (2,), n, 2, dtype)
+    factors, info = factor(xb.xp, *(xb.asarray(a) for a in (L, D, U)))
+    np.testing.assert_array_equal(xb.to_numpy(info), 0)
+    for _ in range(2):
+        rhs = systems.block_tridiagonal(rng, (2,), n, 2, dtype)[3]
+        x = xb.to_numpy(solve(xb.xp, factors, xb.asarray(rhs)))
+        y = run(xb, direct, L, D, U, rhs)[0]
+        check_solution(x, np.zeros(2, np.int64), L, D, U, rhs, dtype)
+        np.testing.assert_allclose(x, y, rtol=systems.tolerance(dtype, n), atol=systems.tolerance(dtype, n))
+    one, _ = factor(xb.xp, *(xb.asarray(a[:1]) for a in (L, D, U)))
+    rhs = systems.block_tridiagonal(rng, (3,), n, 2, dtype)[3]
+    x = xb.to_numpy(solve(xb.xp, one, xb.asarray(rhs)))
+    check_solution(x, np.zeros(3, np.int64), *(np.repeat(a[:1], 3, 0) for a in (L, D, U)), rhs, dtype)
+
+
+@pytest.mark.parametrize("method", FACTORED)
+def test_factor_reports_the_solvers_breakdown(xb, method, rng):
+    L, D, U, rhs = systems.block_tridiagonal(rng, (2,), 6, 2, np.float64)
+    L[1, 2] = 0
+    D[1, 2] = 0
+    factor, _, direct = FACTORED[method]
+    _, info = factor(xb.xp, *(xb.asarray(a) for a in (L, D, U)))
+    np.testing.assert_array_equal(xb.to_numpy(info), run(xb, direct, L, D, U, rhs)[1])
+
+
 def test_table_binds_block_kernels():
     import array_api_compat.numpy as cnp
 
@@ -163,6 +200,8 @@ def test_table_binds_block_kernels():
     pytest.importorskip("pcrsolve.kernels.xp.tridiagonal")  # written separately
     t = table(cnp)
     assert set(t.block_tridiagonal) == {"sequential", "pcr", "hybrid"}
+    assert set(t.block_tridiagonal_factor) == set(t.block_tridiagonal)
+    assert set(t.tridiagonal_factor) == set(t.tridiagonal)
     assert t.block_tridiagonal["pcr"].args == (cnp,)
     assert t.block_tridiagonal_factor["sequential"][0].func is block.block_thomas_factor
 

@@ -44,7 +44,9 @@ NON_PIVOTING = {
     "thomas": tri.thomas,
     "thomas_factor": _factor_solve(tri.thomas_factor, tri.thomas_factor_solve),
     "pcr": tri.pcr,
+    "pcr_factor": _factor_solve(tri.pcr_factor, tri.pcr_factor_solve),
     "hybrid": tri.hybrid,
+    "hybrid_factor": _factor_solve(tri.hybrid_factor, tri.hybrid_factor_solve),
     **{f"hybrid-{p}": _hybrid(p) for p in (1, 3, 100)},
 }
 PIVOTING = {

@@ -30,11 +30,15 @@ Signatures (``<m>`` is the method name):
 ``tridiagonal[<m>](dl, d, du, rhs) -> (x, info)``
     ``dl, d, du, rhs, x: (B, n)``; methods ``sequential``, ``pcr``, ``hybrid``, ``pivoting``.
 ``tridiagonal_factor[<m>] = (factor(dl, d, du) -> (factors, info), solve(factors, rhs) -> x)``
-    ``factors`` is a tuple of arrays; ``rhs, x: (B, n)``; methods ``sequential``, ``pivoting``.
+    ``factors`` is a tuple of arrays with the batch axis first (numba: the factors of the
+    block methods are flattened to rows, ``(B*n, ...)``), batch ``B`` or 1 (then shared by
+    every right-hand side); ``rhs, x: (B, n)``; every method of ``tridiagonal``. The matrix
+    part is done once: a solve replays only the right-hand side's part (for ``pcr`` every
+    level's multipliers are stored, O(n log n) memory). ``info`` as the solver's.
 ``block_tridiagonal[<m>](L, D, U, rhs) -> (x, info)``
     ``L, D, U: (B, n, m, m)``; ``rhs, x: (B, n, m)``; methods ``sequential``, ``pcr``, ``hybrid``.
 ``block_tridiagonal_factor[<m>] = (factor(L, D, U) -> (factors, info), solve(factors, rhs) -> x)``
-    method ``sequential``.
+    as ``tridiagonal_factor``, every method of ``block_tridiagonal``.
 ``recurrence_dense[<m>](A, b, x0) -> x``
     ``x[:, k] = A[:, k] @ x[:, k-1] + b[:, k]`` with ``x[:, -1] = x0``;
     ``A: (B, n, m, m)``, ``b, x: (B, n, m)``, ``x0: (B, m)``; methods ``sequential``, ``pcr``,

@@ -31,7 +31,10 @@ def where(batch: tuple[int, ...], flat: int, what: str) -> str:
     return f"{what} {tuple(int(i) for i in np.unravel_index(flat, batch))} of the batch"
 
 
-def breakdown(k, xp, info, x, batch, method: str, what: str, sequence: str = "row"):
+_PIVOT = "use method='auto', which falls back to pivoting."
+
+
+def breakdown(k, xp, info, x, batch, method: str, what: str, sequence: str = "row", fix: str = _PIVOT):
     """Raise SingularMatrixError if a non-pivoting kernel broke down on any system."""
     if not bool(xp.any(info > 0)) and bool(k.all_finite(x)):
         return  # the common case, in one pass without temporaries
@@ -45,7 +48,7 @@ def breakdown(k, xp, info, x, batch, method: str, what: str, sequence: str = "ro
     raise SingularMatrixError(
         f"method {method!r} broke down on {where(batch, i, what)}: a zero or tiny "
         f"pivot{at}. The matrix is singular, or not diagonally dominant / SPD / an M-matrix, "
-        "which non-pivoting elimination needs; use method='auto', which falls back to pivoting."
+        f"which non-pivoting elimination needs; {fix}"
     )
 
 

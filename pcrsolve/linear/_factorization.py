@@ -1,12 +1,21 @@
-"""Factorizations: eliminate once, solve for many right-hand sides."""
+"""Factorizations: eliminate once, solve for many right-hand sides.
+
+Every method of the matching solver is available, on every backend; the matrix part of the
+elimination is done once and a solve replays only the right-hand side's part (for PCR every
+level's multipliers are kept: ``ceil(log2 n)`` passes over the right-hand side, O(n log n)
+work and O(log n) depth, no loop over rows). ``method="auto"`` chooses as the solvers do
+(:mod:`._methods`) and, for scalar systems, falls back to pivoting where they would.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import _backend, _validation
-from .._errors import SingularMatrixError
-from ._checks import GROWTH_EPS, breakdown, eps, singular
+from ._checks import GROWTH_EPS, breakdown, eps, overflow, singular
+from ._methods import choose
+from ._tridiagonal import BLOCK_METHODS, SCALAR_METHODS
 
 __all__ = [
     "BlockTridiagonalFactorization",
@@ -15,19 +24,31 @@ __all__ = [
     "factor_tridiagonal",
 ]
 
-_FACTOR_METHODS = ("auto", "sequential", "pivoting")
-_BLOCK_FACTOR_METHODS = ("auto", "sequential")
+
+def _expand(be, a, batch, full):
+    """``(B, ...)`` -> ``(F, ...)``: the systems of ``a`` repeated as ``batch`` broadcasts to ``full``."""
+    xp = be.xp
+    tail = tuple(a.shape[1:])
+    g = xp.broadcast_to(xp.reshape(a, (*batch, *tail)), (*full, *tail))
+    return be.contiguous(xp.reshape(g, (math.prod(full), *tail)))
 
 
-def _broadcast_factors(be, factors: tuple[Any, ...], batch, full, tails) -> tuple[Any, ...]:
-    """Broadcast flattened ``(B, ...)`` factors from ``batch`` to a wider ``full`` batch."""
-    if tuple(full) == tuple(batch):
+def _broadcast_factors(be, factors: tuple[Any, ...], batch, full) -> tuple[Any, ...]:
+    """Factors of the systems of ``batch`` for the (wider) right-hand-side batch ``full``.
+
+    Kernels take factors of batch ``B`` or 1 (shared by every right-hand side); otherwise each
+    factor array, whose leading axis holds the systems in order (``B`` or ``B*n`` entries), is
+    repeated as the batch broadcasts.
+    """
+    B, F = math.prod(batch), math.prod(full)
+    if F == B or B == 1:
         return factors
     xp = be.xp
     out = []
-    for f, tail in zip(factors, tails):
-        g = xp.broadcast_to(xp.reshape(f, (*batch, *tail)), (*full, *tail))
-        out.append(be.contiguous(xp.reshape(g, (-1, *tail))))
+    for f in factors:
+        per, rest = f.shape[0] // B, tuple(f.shape[1:])
+        g = _expand(be, xp.reshape(f, (B, per * math.prod(rest))), batch, full)
+        out.append(xp.reshape(g, (F * per, *rest)))
     return tuple(out)
 
 
@@ -47,33 +68,37 @@ class TridiagonalFactorization:
     Attributes
     ----------
     method : str
-        ``"sequential"`` (Thomas elimination, no pivoting) or ``"pivoting"`` (LAPACK
-        ``?gttrf``) — the one in use.
+        The method in use: ``"sequential"``, ``"pcr"``, ``"hybrid"`` or ``"pivoting"`` (what
+        ``"auto"`` chose, or fell back to).
     shape : tuple of int
         ``(*batch, n)``, the shape of a right-hand side without extra batch axes.
     dtype : dtype
         The matrix dtype.
     """
 
-    def __init__(self, be, sys, method: str, *, auto: bool):
-        self._be, self._sys, self._auto = be, sys, auto
+    def __init__(self, be, sys, method: str):
+        self._be, self._sys, self._auto = be, sys, method == "auto"
         self.shape = (*sys.batch, sys.n)
         self.dtype = sys.d.dtype
-        self._factor(method)
+        self._factor(choose("tridiagonal", method, be, sys.d.shape[0], sys.n))
 
     def _factor(self, method: str) -> None:
-        xp, sys = self._be.xp, self._sys
-        factor, self._solve = self._be.kernels.tridiagonal_factor[method]
+        xp, sys, k = self._be.xp, self._sys, self._be.kernels
+        factor, self._solve = k.tridiagonal_factor[method]
         self._factors, info = factor(sys.dl, sys.d, sys.du)
         self.method = method
+        certified = getattr(factor, "certifies_accuracy", False)
+        # "auto" checks the backward error of each solve unless the factorization certified
+        # its accuracy (info < 0 flags element growth), as solve_tridiagonal does.
+        self._check = self._auto and method != "pivoting" and not certified
         if method == "pivoting":
             if bool(xp.any(info != 0)):
                 singular(xp, info, sys.batch, "tridiagonal matrix")
-        elif self._auto and bool(xp.any(info != 0)):
+        elif self._auto and bool(xp.any((info > 0) | (info < 0) if certified else info > 0)):
             self._factor("pivoting")
-        elif bool(xp.any(info != 0)):
+        elif bool(xp.any(info > 0)):
             x = xp.zeros(sys.d.shape, dtype=sys.d.dtype)
-            breakdown(self._be.kernels, xp, info, x, sys.batch, method, "tridiagonal matrix")
+            breakdown(k, xp, info, x, sys.batch, method, "tridiagonal matrix")
 
     def solve(self, rhs, *, check_finite: bool = True):
         """Solve ``A x = rhs`` with the stored factorization.
@@ -94,19 +119,17 @@ class TridiagonalFactorization:
         r, full, dtype = _validation.factored_rhs(
             be, rhs, sys.batch, (sys.n,), self.dtype, check_finite=check_finite
         )
-        tails = [tuple(f.shape[1:]) for f in self._factors]
-        factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full, tails)
+        factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full)
         x = self._solve(factors, r)
-        if self._auto and self.method == "sequential":
-            mats = _broadcast_factors(
-                be, _cast_all(be, (sys.dl, sys.d, sys.du), dtype), sys.batch, full, [(sys.n,)] * 3
-            )
+        if self._check:
+            mats = _cast_all(be, (sys.dl, sys.d, sys.du), dtype)
+            if tuple(full) != tuple(sys.batch):  # the matrix of every right-hand side
+                mats = tuple(_expand(be, a, sys.batch, full) for a in mats)
             err = be.kernels.tridiagonal_backward_error(*mats, r, x)
             if bool(xp.any(err > GROWTH_EPS * eps(xp, dtype))):
                 self._factor("pivoting")  # element growth: switch to pivoting for good
                 return self.solve(rhs, check_finite=False)
-        if not bool(xp.all(xp.isfinite(x))):
-            raise SingularMatrixError("the solution overflowed: the matrix is numerically singular.")
+        overflow(be.kernels, x, "tridiagonal matrix")
         return xp.reshape(x, (*full, sys.n))
 
 
@@ -116,31 +139,33 @@ class BlockTridiagonalFactorization:
     Attributes
     ----------
     method : str
-        ``"sequential"``: block LU without pivoting across blocks.
+        ``"sequential"`` (block LU), ``"pcr"`` or ``"hybrid"``: no pivoting across blocks.
     shape : tuple of int
         ``(*batch, n, m)``.
     dtype : dtype
     """
 
-    def __init__(self, be, sys):
+    def __init__(self, be, sys, method: str):
         self._be, self._sys = be, sys
-        self.method = "sequential"
+        self.method = choose("block_tridiagonal", method, be, sys.D.shape[0], sys.n)
         self.shape = (*sys.batch, sys.n, sys.m)
         self.dtype = sys.D.dtype
-        factor, self._solve = be.kernels.block_tridiagonal_factor["sequential"]
+        factor, self._solve = be.kernels.block_tridiagonal_factor[self.method]
         self._factors, info = factor(sys.L, sys.D, sys.U)
         xp = be.xp
         if bool(xp.any(info != 0)):
             x = xp.zeros(sys.D.shape[:-1], dtype=sys.D.dtype)
             breakdown(
-                self._be.kernels,
+                be.kernels,
                 xp,
                 info,
                 x,
                 sys.batch,
-                "sequential",
-                "block tridiagonal matrix (use solve_block_tridiagonal(method='auto'), which pivots)",
+                self.method,
+                "block tridiagonal matrix",
                 "block row",
+                fix="a factorization does not pivot across blocks; solve_block_tridiagonal(method='auto') "
+                "does, on the CPU.",
             )
 
     def solve(self, rhs, *, check_finite: bool = True):
@@ -160,11 +185,9 @@ class BlockTridiagonalFactorization:
         r, full, dtype = _validation.factored_rhs(
             be, rhs, sys.batch, (sys.n, sys.m), self.dtype, check_finite=check_finite
         )
-        tails = [tuple(f.shape[1:]) for f in self._factors]
-        factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full, tails)
+        factors = _broadcast_factors(be, _cast_all(be, self._factors, dtype), sys.batch, full)
         x = self._solve(factors, r)
-        if not bool(xp.all(xp.isfinite(x))):
-            raise SingularMatrixError("the solution overflowed: the matrix is numerically singular.")
+        overflow(be.kernels, x, "block tridiagonal matrix")
         return xp.reshape(x, (*full, sys.n, sys.m))
 
 
@@ -176,11 +199,16 @@ def factor_tridiagonal(dl, d, du, *, method="auto", check_finite=True, backend=N
     dl, d, du : array_like
         As in :func:`solve_tridiagonal`: ``d`` is ``(..., n)``, ``dl`` and ``du`` are
         ``(..., n-1)`` (LAPACK layout) or ``(..., n)`` (padded).
-    method : {"auto", "sequential", "pivoting"}, optional
-        ``"sequential"``: Thomas elimination without pivoting (raises
-        :class:`SingularMatrixError` on a tiny pivot). ``"pivoting"``: LAPACK ``?gttrf``.
-        ``"auto"``: Thomas, switching to pivoting on a tiny pivot or when a solve's
-        backward error shows element growth.
+    method : {"auto", "sequential", "pcr", "hybrid", "pivoting"}, optional
+        Every method of :func:`solve_tridiagonal`, with the same results. ``"sequential"``:
+        Thomas elimination (a solve: two passes over the rows). ``"pcr"``: every PCR level's
+        multipliers are stored, O(n log n) memory; a solve is ``ceil(log2 n)`` whole-array
+        passes over the right-hand side, no loop over rows. ``"hybrid"``: the chunks' pivots
+        and couplings and the reduced system's factors; a solve is O(n). ``"pivoting"``:
+        LAPACK ``?gttrf``. The non-pivoting methods raise :class:`SingularMatrixError` on a
+        tiny pivot. ``"auto"``: the method :func:`solve_tridiagonal` would use for this
+        backend and shape (PCR or hybrid on the xp backends), switching to pivoting for good
+        on a tiny pivot or on element growth, as the solver would.
     check_finite : bool, optional
         Check that the inputs hold no NaN or inf.
     backend : {"numba", "numpy", "cupy"}, optional
@@ -200,22 +228,25 @@ def factor_tridiagonal(dl, d, du, *, method="auto", check_finite=True, backend=N
            [0., 1.]]))
     """
     be = _backend.resolve({"dl": dl, "d": d, "du": du}, backend)
-    method = _validation.method(method, _FACTOR_METHODS, "factor_tridiagonal")
+    method = _validation.method(method, SCALAR_METHODS, "factor_tridiagonal")
     sys = _validation.tridiagonal(be, dl, d, du, None, check_finite=check_finite)
-    return TridiagonalFactorization(
-        be, sys, "sequential" if method == "auto" else method, auto=method == "auto"
-    )
+    return TridiagonalFactorization(be, sys, method)
 
 
 def factor_block_tridiagonal(L, D, U, *, method="auto", check_finite=True, backend=None):
-    """Factor batched block tridiagonal matrices for repeated solves (block LU).
+    """Factor batched block tridiagonal matrices for repeated solves.
 
     Parameters
     ----------
     L, D, U : array_like
         As in :func:`solve_block_tridiagonal`.
-    method : {"auto", "sequential"}, optional
-        Block Thomas LU (partial pivoting inside each diagonal block, none across them).
+    method : {"auto", "sequential", "pcr", "hybrid"}, optional
+        Every method of :func:`solve_block_tridiagonal` (partial pivoting inside each diagonal
+        block, none across them). ``"sequential"``: block LU. ``"pcr"``: every level's
+        diagonal-block inverses (or LU factors) and off-diagonal blocks, O(n m^2 log n) memory;
+        a solve is ``ceil(log2 n)`` batched passes over the right-hand side. ``"hybrid"``: the
+        chunks' factors and the interface system's. ``"auto"``: the method
+        :func:`solve_block_tridiagonal` would use for this backend and shape.
     check_finite : bool, optional
         Check that the inputs hold no NaN or inf.
     backend : {"numba", "numpy", "cupy"}, optional
@@ -241,6 +272,6 @@ def factor_block_tridiagonal(L, D, U, *, method="auto", check_finite=True, backe
     (3, 2)
     """
     be = _backend.resolve({"L": L, "D": D, "U": U}, backend)
-    _validation.method(method, _BLOCK_FACTOR_METHODS, "factor_block_tridiagonal")
+    method = _validation.method(method, BLOCK_METHODS, "factor_block_tridiagonal")
     sys = _validation.block_tridiagonal(be, L, D, U, None, check_finite=check_finite)
-    return BlockTridiagonalFactorization(be, sys)
+    return BlockTridiagonalFactorization(be, sys, method)

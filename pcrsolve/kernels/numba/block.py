@@ -25,6 +25,7 @@ import types
 import numpy as np
 
 from ..._jit import jit, prange
+from ._threads import split
 
 __all__ = [
     "block_hybrid",
@@ -68,7 +69,7 @@ def _pick(twins, tasks, work):
 # --------------------------------------------------------------------------------------------
 
 
-@jit
+@jit(inline=True)
 def _abs1(z):
     return abs(z.real) + abs(z.imag)
 
@@ -249,7 +250,7 @@ def _flat(a):
 # --------------------------------------------------------------------------------------------
 
 
-@jit
+@jit(inline=True)
 def _schur_row(L, D, U, rhs, i, first, G, x, W, eps):
     """Block Thomas forward step, part 1: ``W[0] = D_i - L_i G_{i-1}`` and
     ``x_i = rhs_i - L_i x_{i-1}`` (no products when ``first``); returns the row's pivot
@@ -279,55 +280,42 @@ def _schur_row(L, D, U, rhs, i, first, G, x, W, eps):
 
 
 @jit
-def _gesv(W, piv, tol, M, im, with_m, v, iv):
-    """Factor ``W[0]`` (:func:`_lu`) and, if regular, overwrite ``v[iv]`` (and ``M[im]`` when
-    ``with_m``) with ``W^{-1} v`` (``W^{-1} M``). Returns the :func:`_lu` code."""
-    k = _lu(W, 0, piv, 0, tol)
-    if k == 0:
-        if with_m:
-            _lu_solve_mat(W, 0, piv, 0, M, im)
-        _lu_solve_vec(W, 0, piv, 0, v, iv)
-    return k
-
-
-@jit
-def _thomas_system(L, D, U, rhs, o, n, eps, x, G, W, piv):
-    """Block Thomas on the system in rows ``o .. o+n-1``; returns 0 or ``r + 1``.
+def _thomas_systems(L, D, U, rhs, n, eps, x, G, info, b0, b1):
+    """Block Thomas on the systems ``b0 .. b1-1`` (system ``b`` in rows ``b*n .. b*n+n-1``).
 
     Forward: ``W = D_i - L_i G_{i-1}``, ``G_i = W^{-1} U_i``, ``y_i = W^{-1}(rhs_i - L_i y_{i-1})``
-    (``y`` kept in ``x``); back: ``x_i = y_i - G_i x_{i+1}``. On breakdown ``x`` is NaN.
+    (``y`` kept in ``x``); back: ``x_i = y_i - G_i x_{i+1}``. ``info[b]`` is 0 or ``r + 1`` for
+    the block row ``r`` that broke down; ``x`` of that system is then NaN.
     """
     m = D.shape[1]
-    for r in range(n):
-        i = o + r
-        tol = _schur_row(L, D, U, rhs, i, r == 0, G, x, W, eps)
-        if r < n - 1:
+    W = np.empty((1, m, m), dtype=D.dtype)
+    piv = np.empty((1, m), dtype=np.int64)
+    for b in range(b0, b1):
+        o = b * n
+        info[b] = 0
+        for r in range(n):
+            i = o + r
+            tol = _schur_row(L, D, U, rhs, i, r == 0, G, x, W, eps)
+            if r < n - 1:
+                for p in range(m):
+                    for q in range(m):
+                        G[i, p, q] = U[i, p, q]
+            if _lu(W, 0, piv, 0, tol) != 0:
+                for k in range(o, o + n):
+                    _nan_vec(x, k)
+                info[b] = r + 1
+                break
+            if r < n - 1:
+                _lu_solve_mat(W, 0, piv, 0, G, i)
+            _lu_solve_vec(W, 0, piv, 0, x, i)
+        if info[b] != 0:
+            continue
+        for i in range(o + n - 2, o - 1, -1):
             for p in range(m):
-                for q in range(m):
-                    G[i, p, q] = U[i, p, q]
-        if _gesv(W, piv, tol, G, i, r < n - 1, x, i) != 0:
-            for k in range(o, o + n):
-                _nan_vec(x, k)
-            return r + 1
-    for i in range(o + n - 2, o - 1, -1):
-        for p in range(m):
-            acc = x[i, p]
-            for k in range(m):
-                acc -= G[i, p, k] * x[i + 1, k]
-            x[i, p] = acc
-    return 0
-
-
-def _block_thomas_kernel(L, D, U, rhs, n, eps, x, G, info):
-    nb = info.shape[0]
-    m = D.shape[1]
-    for b in prange(nb):
-        W = np.empty((1, m, m), dtype=D.dtype)
-        piv = np.empty((1, m), dtype=np.int64)
-        info[b] = _thomas_system(L, D, U, rhs, b * n, n, eps, x, G, W, piv)
-
-
-_BLOCK_THOMAS = _twins(_block_thomas_kernel)
+                acc = x[i, p]
+                for k in range(m):
+                    acc -= G[i, p, k] * x[i + 1, k]
+                x[i, p] = acc
 
 
 def block_thomas(L, D, U, rhs):
@@ -338,8 +326,8 @@ def block_thomas(L, D, U, rhs):
     if nb * n * m == 0:
         return x, info
     G = np.empty(D.shape, dtype=D.dtype)
-    kernel = _pick(_BLOCK_THOMAS, nb, 8 * nb * n * m**3)
-    kernel(_flat(L), _flat(D), _flat(U), _flat(rhs), n, _eps(D.dtype), _flat(x), _flat(G), info)
+    args = (_flat(L), _flat(D), _flat(U), _flat(rhs), n, _eps(D.dtype), _flat(x), _flat(G), info)
+    split(_thomas_systems, nb, *args, work=8 * nb * n * m**3)
     return x, info
 
 
@@ -621,9 +609,8 @@ def _block_hybrid_kernel(L, D, U, rhs, n, p, eps, a, cc, d, Lr, Dr, Ur, rr, Gr, 
         if first != 0:
             info[b] = first
         else:
-            W = np.empty((1, m, m), dtype=D.dtype)
-            piv = np.empty((1, m), dtype=np.int64)
-            k = _thomas_system(Lr, Dr, Ur, rr, 2 * p * b, 2 * p, eps, xr, Gr, W, piv)
+            _thomas_systems(Lr, Dr, Ur, rr, 2 * p, eps, xr, Gr, info, b, b + 1)
+            k = info[b]
             if k != 0:
                 s, e = _chunk_bounds((k - 1) // 2, n, p)
                 info[b] = (s if (k - 1) % 2 == 0 else e - 1) + 1

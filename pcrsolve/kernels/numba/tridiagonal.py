@@ -3,7 +3,8 @@
 Entry points (see :mod:`pcrsolve.kernels` for the contract; ``B`` systems of ``n`` rows,
 padded layout with zero corners ``dl[:, 0] == 0`` and ``du[:, n-1] == 0``):
 
-- :func:`thomas` — sequential elimination, one system per thread (``prange`` over the batch).
+- :func:`thomas` — sequential elimination, four systems at a time, ranges of systems on the
+  threads of :mod:`._threads` (fewer than four systems: one plain loop).
 - :func:`thomas_factor` / :func:`thomas_factor_solve` — the same elimination done once and
   reused for many right-hand sides.
 - :func:`pcr` — Parallel Cyclic Reduction, ceil(log2 n) levels with two work buffers;
@@ -26,6 +27,7 @@ import numba
 import numpy as np
 
 from ..._jit import jit, prange
+from ._threads import split
 
 __all__ = ["hybrid", "pcr", "thomas", "thomas_factor", "thomas_factor_solve"]
 
@@ -111,7 +113,7 @@ def _thomas_system(a, b, c, r, lo, eps, one, nan, cp, x):
     return bad if bad else -grown
 
 
-@jit(inline=True)
+@jit
 def _thomas_row(ai, b, ci, r, s, i, cp, x, last, y, bad, grown, eps, one, nan):
     """Forward elimination of row ``i`` of system ``s``, as in :func:`_thomas_system`.
 
@@ -134,74 +136,93 @@ def _thomas_row(ai, b, ci, r, s, i, cp, x, last, y, bad, grown, eps, one, nan):
     return last, y, bad, grown
 
 
-@jit(parallel=True)
-def _thomas_kernel(dl, d, du, rhs, eps, one, nan, x, info):
-    # Four systems per iteration: a row's division waits on the previous row's, so one
-    # system at a time leaves the divider idle; four independent chains keep it busy
-    # (measured 1.6x on 4096 x 256). The leftover systems go one at a time.
-    nb, n = d.shape
+@jit
+def _thomas4(dl, d, du, rhs, s0, eps, one, nan, cp, x, info):
+    """Thomas on the four systems ``s0 .. s0+3`` at once, as :func:`_thomas_system` does each.
+
+    A row's division waits on the previous row's, so one system at a time leaves the divider
+    idle; four independent chains keep it busy (measured 1.6x on 4096 x 256). ``cp``:
+    (4, n) scratch.
+    """
+    n = d.shape[1]
     lo = n - dl.shape[1]
     zero = one - one
-    for g in prange(nb // 4):
-        cp = np.empty((4, n), dtype=d.dtype)
-        s0, s1, s2, s3 = 4 * g, 4 * g + 1, 4 * g + 2, 4 * g + 3
-        l0 = l1 = l2 = l3 = zero
-        y0 = y1 = y2 = y3 = zero
-        k0 = k1 = k2 = k3 = 0
-        g0 = g1 = g2 = g3 = 0
-        # Row 0 (whose sub-diagonal is an ignored corner) and row e = n-1 (whose super-diagonal
-        # is) are peeled off the loop, which then reads either layout without a branch.
-        e = n - 1
-        c = du[s0, 0] if e > 0 else zero
-        l0, y0, k0, g0 = _thomas_row(zero, d, c, rhs, s0, 0, cp[0], x, l0, y0, k0, g0, eps, one, nan)
-        c = du[s1, 0] if e > 0 else zero
-        l1, y1, k1, g1 = _thomas_row(zero, d, c, rhs, s1, 0, cp[1], x, l1, y1, k1, g1, eps, one, nan)
-        c = du[s2, 0] if e > 0 else zero
-        l2, y2, k2, g2 = _thomas_row(zero, d, c, rhs, s2, 0, cp[2], x, l2, y2, k2, g2, eps, one, nan)
-        c = du[s3, 0] if e > 0 else zero
-        l3, y3, k3, g3 = _thomas_row(zero, d, c, rhs, s3, 0, cp[3], x, l3, y3, k3, g3, eps, one, nan)
-        for i in range(1, e):
-            l0, y0, k0, g0 = _thomas_row(
-                dl[s0, i - lo], d, du[s0, i], rhs, s0, i, cp[0], x, l0, y0, k0, g0, eps, one, nan
-            )
-            l1, y1, k1, g1 = _thomas_row(
-                dl[s1, i - lo], d, du[s1, i], rhs, s1, i, cp[1], x, l1, y1, k1, g1, eps, one, nan
-            )
-            l2, y2, k2, g2 = _thomas_row(
-                dl[s2, i - lo], d, du[s2, i], rhs, s2, i, cp[2], x, l2, y2, k2, g2, eps, one, nan
-            )
-            l3, y3, k3, g3 = _thomas_row(
-                dl[s3, i - lo], d, du[s3, i], rhs, s3, i, cp[3], x, l3, y3, k3, g3, eps, one, nan
-            )
-        if e > 0:
-            l0, y0, k0, g0 = _thomas_row(
-                dl[s0, e - lo], d, zero, rhs, s0, e, cp[0], x, l0, y0, k0, g0, eps, one, nan
-            )
-            l1, y1, k1, g1 = _thomas_row(
-                dl[s1, e - lo], d, zero, rhs, s1, e, cp[1], x, l1, y1, k1, g1, eps, one, nan
-            )
-            l2, y2, k2, g2 = _thomas_row(
-                dl[s2, e - lo], d, zero, rhs, s2, e, cp[2], x, l2, y2, k2, g2, eps, one, nan
-            )
-            l3, y3, k3, g3 = _thomas_row(
-                dl[s3, e - lo], d, zero, rhs, s3, e, cp[3], x, l3, y3, k3, g3, eps, one, nan
-            )
-        for i in range(n - 2, -1, -1):
-            y0 = x[s0, i] - cp[0, i] * y0
-            y1 = x[s1, i] - cp[1, i] * y1
-            y2 = x[s2, i] - cp[2, i] * y2
-            y3 = x[s3, i] - cp[3, i] * y3
-            x[s0, i] = y0
-            x[s1, i] = y1
-            x[s2, i] = y2
-            x[s3, i] = y3
-        info[s0] = k0 if k0 else -g0
-        info[s1] = k1 if k1 else -g1
-        info[s2] = k2 if k2 else -g2
-        info[s3] = k3 if k3 else -g3
-    cp1 = np.empty(n, dtype=d.dtype)
-    for k in range(nb - nb % 4, nb):
-        info[k] = _thomas_system(dl[k], d[k], du[k], rhs[k], lo, eps, one, nan, cp1, x[k])
+    s1, s2, s3 = s0 + 1, s0 + 2, s0 + 3
+    l0 = l1 = l2 = l3 = zero
+    y0 = y1 = y2 = y3 = zero
+    # int64 zeros, not literals: every call of _thomas_row then has one signature
+    k0 = k1 = k2 = k3 = g0 = g1 = g2 = g3 = row0 = np.int64(0)
+    # Row 0 (whose sub-diagonal is an ignored corner) and row e = n-1 (whose super-diagonal
+    # is) are peeled off the loop, which then reads either layout without a branch.
+    e = n - 1
+    c = du[s0, 0] if e > 0 else zero
+    l0, y0, k0, g0 = _thomas_row(zero, d, c, rhs, s0, row0, cp[0], x, l0, y0, k0, g0, eps, one, nan)
+    c = du[s1, 0] if e > 0 else zero
+    l1, y1, k1, g1 = _thomas_row(zero, d, c, rhs, s1, row0, cp[1], x, l1, y1, k1, g1, eps, one, nan)
+    c = du[s2, 0] if e > 0 else zero
+    l2, y2, k2, g2 = _thomas_row(zero, d, c, rhs, s2, row0, cp[2], x, l2, y2, k2, g2, eps, one, nan)
+    c = du[s3, 0] if e > 0 else zero
+    l3, y3, k3, g3 = _thomas_row(zero, d, c, rhs, s3, row0, cp[3], x, l3, y3, k3, g3, eps, one, nan)
+    for i in range(1, e):
+        l0, y0, k0, g0 = _thomas_row(
+            dl[s0, i - lo], d, du[s0, i], rhs, s0, i, cp[0], x, l0, y0, k0, g0, eps, one, nan
+        )
+        l1, y1, k1, g1 = _thomas_row(
+            dl[s1, i - lo], d, du[s1, i], rhs, s1, i, cp[1], x, l1, y1, k1, g1, eps, one, nan
+        )
+        l2, y2, k2, g2 = _thomas_row(
+            dl[s2, i - lo], d, du[s2, i], rhs, s2, i, cp[2], x, l2, y2, k2, g2, eps, one, nan
+        )
+        l3, y3, k3, g3 = _thomas_row(
+            dl[s3, i - lo], d, du[s3, i], rhs, s3, i, cp[3], x, l3, y3, k3, g3, eps, one, nan
+        )
+    if e > 0:
+        l0, y0, k0, g0 = _thomas_row(
+            dl[s0, e - lo], d, zero, rhs, s0, e, cp[0], x, l0, y0, k0, g0, eps, one, nan
+        )
+        l1, y1, k1, g1 = _thomas_row(
+            dl[s1, e - lo], d, zero, rhs, s1, e, cp[1], x, l1, y1, k1, g1, eps, one, nan
+        )
+        l2, y2, k2, g2 = _thomas_row(
+            dl[s2, e - lo], d, zero, rhs, s2, e, cp[2], x, l2, y2, k2, g2, eps, one, nan
+        )
+        l3, y3, k3, g3 = _thomas_row(
+            dl[s3, e - lo], d, zero, rhs, s3, e, cp[3], x, l3, y3, k3, g3, eps, one, nan
+        )
+    for i in range(n - 2, -1, -1):
+        y0 = x[s0, i] - cp[0, i] * y0
+        y1 = x[s1, i] - cp[1, i] * y1
+        y2 = x[s2, i] - cp[2, i] * y2
+        y3 = x[s3, i] - cp[3, i] * y3
+        x[s0, i] = y0
+        x[s1, i] = y1
+        x[s2, i] = y2
+        x[s3, i] = y3
+    info[s0] = k0 if k0 else -g0
+    info[s1] = k1 if k1 else -g1
+    info[s2] = k2 if k2 else -g2
+    info[s3] = k3 if k3 else -g3
+
+
+@jit
+def _thomas_each(dl, d, du, rhs, eps, one, nan, x, info, s0, s1):
+    """The systems ``s0 .. s1-1`` one after another."""
+    n = d.shape[1]
+    lo = n - dl.shape[1]
+    cp = np.empty(n, dtype=d.dtype)
+    for k in range(s0, s1):
+        info[k] = _thomas_system(dl[k], d[k], du[k], rhs[k], lo, eps, one, nan, cp, x[k])
+
+
+@jit
+def _thomas_range(dl, d, du, rhs, eps, one, nan, x, info, s0, s1):
+    """The systems ``s0 .. s1-1``: four at a time (:func:`_thomas4`), the rest one at a time."""
+    cp = np.empty((4, d.shape[1]), dtype=d.dtype)
+    s = s0
+    while s + 4 <= s1:
+        _thomas4(dl, d, du, rhs, s, eps, one, nan, cp, x, info)
+        s += 4
+    _thomas_each(dl, d, du, rhs, eps, one, nan, x, info, s, s1)
 
 
 def thomas(dl, d, du, rhs):
@@ -226,7 +247,11 @@ def thomas(dl, d, du, rhs):
     x = np.empty((nb, n), dtype=d.dtype)
     info = np.zeros(nb, dtype=np.int64)
     if nb and n:
-        _thomas_kernel(dl, d, du, rhs, *_consts(d.dtype), x, info)
+        args = (dl, d, du, rhs, *_consts(d.dtype), x, info)
+        if nb < 4:  # no lanes of _thomas4 to fill: a first call compiles only the plain loop
+            _thomas_each(*args, 0, nb)
+        else:
+            split(_thomas_range, nb, *args, work=8 * nb * n, align=4)
     return x, info
 
 
@@ -236,6 +261,7 @@ def _factor_system(a, b, c, eps, one, nan, inv, cp):
     if n == 0:
         return 0
     bad = 0
+    grown = 0
     p = b[0]
     if _bad(p, abs(b[0]) + abs(c[0]), eps):
         bad = 1
@@ -243,12 +269,16 @@ def _factor_system(a, b, c, eps, one, nan, inv, cp):
     cp[0] = c[0] * inv[0]
     for i in range(1, n):
         ai = a[i]
-        p = b[i] - ai * cp[i - 1]
-        if bad == 0 and _bad(p, abs(ai) + abs(b[i]) + abs(c[i]), eps):
+        t = ai * cp[i - 1]
+        p = b[i] - t
+        scale = abs(ai) + abs(b[i]) + abs(c[i])
+        if bad == 0 and _bad(p, scale, eps):
             bad = i + 1
+        if grown == 0 and abs(t) > GROWTH_LIMIT * scale:
+            grown = i + 1
         inv[i] = _div(one, p, nan)
         cp[i] = c[i] * inv[i]
-    return bad
+    return bad if bad else -grown  # growth as in _thomas_system
 
 
 @jit(parallel=True)
@@ -292,7 +322,7 @@ def thomas_factor(dl, d, du):
         ``(dl, 1 / pivots, modified super-diagonal)`` — ``dl`` is a copy, so later changes
         to the caller's array do not affect the factorization.
     info : (B,) int64 ndarray
-        As for :func:`thomas`.
+        As for :func:`thomas`, growth (``info < 0``) included.
     """
     nb, n = d.shape
     inv = np.empty((nb, n), dtype=d.dtype)
@@ -301,6 +331,9 @@ def thomas_factor(dl, d, du):
     if nb and n:
         _factor_kernel(dl, d, du, *_consts(d.dtype), inv, cp, info)
     return (np.array(dl, copy=True), inv, cp), info
+
+
+thomas_factor.certifies_accuracy = True  # its info < 0 flags growth as thomas's does
 
 
 def thomas_factor_solve(factors, rhs):
@@ -323,12 +356,13 @@ def thomas_factor_solve(factors, rhs):
 
 
 @jit
-def _pcr_update(am, bm, cm, dm, a, b, c, d, ap, bp, cp, dp, eps, nan):
-    """Row ``(a, b, c | d)`` eliminates its neighbours ``(am, bm, cm | dm)`` above and
-    ``(ap, bp, cp | dp)`` below; an absent neighbour is passed as ``(0, 1, 0 | 0)``.
+def _pcr_update(am, bm, cm, a, b, c, ap, bp, cp, eps, nan):
+    """Row ``(a, b, c)`` eliminates its neighbours ``(am, bm, cm)`` above and ``(ap, bp, cp)``
+    below; an absent neighbour is passed as ``(0, 1, 0)``.
 
-    Returns the new row and whether its diagonal entry is a bad pivot, against the new
-    row's entries and the terms that were subtracted from ``b`` to form it.
+    Returns the new row, the multipliers ``k1 = a / bm`` and ``k2 = c / bp`` (the right-hand
+    side becomes ``d - k1 * dm - k2 * dp``) and whether the new diagonal entry is a bad pivot,
+    against the new row's entries and the terms that were subtracted from ``b`` to form it.
     """
     k1 = _div(a, bm, nan)
     k2 = _div(c, bp, nan)
@@ -337,9 +371,8 @@ def _pcr_update(am, bm, cm, dm, a, b, c, d, ap, bp, cp, dp, eps, nan):
     na = -k1 * am
     nb = b - t1 - t2
     nc = -k2 * cp
-    nd = d - k1 * dm - k2 * dp
     bad = _bad(nb, abs(b) + abs(t1) + abs(t2) + abs(na) + abs(nc), eps)
-    return na, nb, nc, nd, bad
+    return na, nb, nc, k1, k2, bad
 
 
 @jit(inline=True)
@@ -358,11 +391,11 @@ def _pcr_row(sa, sb, sc, sd, ta, tb, tc, td, i, s, eps, one, nan):
         ap, bp, cp, dp = sa[i + s], sb[i + s], sc[i + s], sd[i + s]
     else:
         ap, bp, cp, dp = zero, one, zero, zero
-    na, nb, nc, nd, flag = _pcr_update(am, bm, cm, dm, sa[i], sb[i], sc[i], sd[i], ap, bp, cp, dp, eps, nan)
+    na, nb, nc, k1, k2, flag = _pcr_update(am, bm, cm, sa[i], sb[i], sc[i], ap, bp, cp, eps, nan)
     ta[i] = na
     tb[i] = nb
     tc[i] = nc
-    td[i] = nd
+    td[i] = sd[i] - k1 * dm - k2 * dp
     return flag
 
 

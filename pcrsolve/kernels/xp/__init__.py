@@ -32,6 +32,8 @@ def table(xp: Any) -> KernelTable:
         },
         tridiagonal_factor={
             "sequential": (bind(tridiagonal.thomas_factor), bind(tridiagonal.thomas_factor_solve)),
+            "pcr": (bind(tridiagonal.pcr_factor), bind(tridiagonal.pcr_factor_solve)),
+            "hybrid": (bind(tridiagonal.hybrid_factor), bind(tridiagonal.hybrid_factor_solve)),
             "pivoting": (bind(tridiagonal.gttrf), bind(tridiagonal.gttrs)),
         },
         block_tridiagonal={
@@ -41,6 +43,8 @@ def table(xp: Any) -> KernelTable:
         },
         block_tridiagonal_factor={
             "sequential": (bind(block.block_thomas_factor), bind(block.block_thomas_factor_solve)),
+            "pcr": (bind(block.block_pcr_factor), bind(block.block_pcr_factor_solve)),
+            "hybrid": (bind(block.block_hybrid_factor), bind(block.block_hybrid_factor_solve)),
         },
         recurrence_dense={
             "sequential": bind(recurrence.dense_sequential),

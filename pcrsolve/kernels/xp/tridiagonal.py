@@ -50,7 +50,11 @@ __all__ = [
     "gttrf",
     "gttrs",
     "hybrid",
+    "hybrid_factor",
+    "hybrid_factor_solve",
     "pcr",
+    "pcr_factor",
+    "pcr_factor_solve",
     "thomas",
     "thomas_factor",
     "thomas_factor_solve",
@@ -159,20 +163,22 @@ def thomas_factor_solve(xp: Any, factors: tuple[Any, Any, Any], rhs: Any) -> Any
 # ---------------------------------------------------------------------------- PCR
 
 
-def _pcr(xp: Any, a: Any, b: Any, c: Any, y: Any, scale: Any = None) -> tuple[Any, Any]:
-    """Parallel Cyclic Reduction along the last axis (any leading shape).
+def _pcr_eliminate(xp: Any, a: Any, b: Any, c: Any, scale: Any, on_level) -> tuple[Any, Any]:
+    """The matrix part of Parallel Cyclic Reduction along the last axis (any leading shape).
 
-    Returns ``x`` and a boolean mask of the rows whose pivot ``b`` was bad at some level
-    (or at the final division): zero, not finite, or ``|b| <= eps * scale`` with ``scale``
-    the row's original ``|a| + |b| + |c|`` unless given. Neighbours outside ``[0, n)`` act
-    as identity rows (``a = c = 0``, ``b = 1``, ``y = 0``): the shifted pivots are filled
-    with one, and the zero corners (``a[..., :s] == 0``, ``c[..., n-s:] == 0`` at stride
-    ``s``, kept by every level) make the filled values of ``a``, ``c`` and ``y`` irrelevant.
+    At the level of stride ``s`` row ``k`` eliminates ``x[k-s]`` and ``x[k+s]`` with the
+    multipliers ``alpha = -a / b[k-s]`` and ``gamma = -c / b[k+s]``; ``on_level(s, alpha,
+    gamma)`` is called with them, so that a solve applies them to its right-hand side right
+    away (``y + alpha * y[k-s] + gamma * y[k+s]``) and a factorization stores them. Returns
+    the final diagonal (bad entries replaced by one) and a boolean mask of the rows whose
+    pivot was bad at some level or at the end: zero, not finite, or ``|b| <= eps * scale``.
+    Neighbours outside ``[0, n)`` act as identity rows (``a = c = 0``, ``b = 1``, ``y = 0``):
+    the shifted pivots are filled with one, and the zero corners (``a[..., :s] == 0``,
+    ``c[..., n-s:] == 0`` at stride ``s``, kept by every level) make the filled values of
+    ``a``, ``c`` and ``y`` irrelevant.
     """
     n = b.shape[-1]
     tiny = eps(xp, b.dtype)
-    if scale is None:
-        scale = _scale(xp, a, b, c)
     bad = xp.zeros(b.shape, dtype=xp.bool, device=device(b))
     s = 1
     while s < n:
@@ -181,14 +187,64 @@ def _pcr(xp: Any, a: Any, b: Any, c: Any, y: Any, scale: Any = None) -> tuple[An
         bs = safe_divisor(xp, b, bad_b)
         alpha = -a / shift(xp, bs, s, fill=1)  # eliminates x[k-s] with row k-s
         gamma = -c / shift(xp, bs, -s, fill=1)  # eliminates x[k+s] with row k+s
+        on_level(s, alpha, gamma)
         b = b + alpha * shift(xp, c, s) + gamma * shift(xp, a, -s)
-        y = y + alpha * shift(xp, y, s) + gamma * shift(xp, y, -s)
         a = alpha * shift(xp, a, s)
         c = gamma * shift(xp, c, -s)
         s *= 2
     bad_b = bad_pivot(xp, b, scale, tiny)
-    bad = xp.logical_or(bad, bad_b)
-    return y / safe_divisor(xp, b, bad_b), bad
+    return safe_divisor(xp, b, bad_b), xp.logical_or(bad, bad_b)
+
+
+def _pcr_level(xp: Any, y: Any, s: int, alpha: Any, gamma: Any) -> Any:
+    """One PCR level applied to the right-hand side ``y``."""
+    return y + alpha * shift(xp, y, s) + gamma * shift(xp, y, -s)
+
+
+def _pcr(xp: Any, a: Any, b: Any, c: Any, y: Any, scale: Any = None) -> tuple[Any, Any]:
+    """Solve by Parallel Cyclic Reduction along the last axis: ``(x, bad)``.
+
+    See :func:`_pcr_eliminate`; ``scale`` defaults to the rows' ``|a| + |b| + |c|``. The
+    right-hand side is carried along level by level, nothing is stored.
+    """
+    if scale is None:
+        scale = _scale(xp, a, b, c)
+    ys = [y]
+
+    def on_level(s, alpha, gamma):
+        ys[0] = _pcr_level(xp, ys[0], s, alpha, gamma)
+
+    b, bad = _pcr_eliminate(xp, a, b, c, scale, on_level)
+    return ys[0] / b, bad
+
+
+def _pcr_factor(xp: Any, a: Any, b: Any, c: Any, scale: Any = None) -> tuple[tuple[Any, ...], Any]:
+    """:func:`_pcr` without a right-hand side: ``((alphas, gammas, b), bad)``.
+
+    ``alphas`` and ``gammas`` stack the levels' multipliers on a new axis before the last
+    (``(..., levels, n)``); :func:`_pcr_replay` applies them.
+    """
+    if scale is None:
+        scale = _scale(xp, a, b, c)
+    alphas, gammas = [], []
+
+    def on_level(s, alpha, gamma):
+        alphas.append(alpha)
+        gammas.append(gamma)
+
+    b, bad = _pcr_eliminate(xp, a, b, c, scale, on_level)
+    if not alphas:  # n <= 1: no level
+        none = xp.zeros((*b.shape[:-1], 0, b.shape[-1]), dtype=b.dtype, device=device(b))
+        return (none, none, b), bad
+    return (xp.stack(alphas, axis=-2), xp.stack(gammas, axis=-2), b), bad
+
+
+def _pcr_replay(xp: Any, factors: tuple[Any, ...], y: Any) -> Any:
+    """Solve with the factors of :func:`_pcr_factor`: the same arithmetic as :func:`_pcr`."""
+    alphas, gammas, b = factors
+    for level in range(alphas.shape[-2]):
+        y = _pcr_level(xp, y, 2**level, alphas[..., level, :], gammas[..., level, :])
+    return y / b
 
 
 def pcr(xp: Any, dl: Any, d: Any, du: Any, rhs: Any) -> tuple[Any, Any]:
@@ -207,6 +263,28 @@ def pcr(xp: Any, dl: Any, d: Any, du: Any, rhs: Any) -> tuple[Any, Any]:
     return x, first_bad_row(xp, bad)
 
 
+def pcr_factor(xp: Any, dl: Any, d: Any, du: Any) -> tuple[tuple[Any, ...], Any]:
+    """Factor ``(B, n)`` matrices for :func:`pcr_factor_solve`: every level's multipliers.
+
+    Returns ``(factors, info)``: ``factors = (alphas, gammas, b)``, ``alphas`` and ``gammas``
+    ``(B, ceil(log2 n), n)`` and the final diagonal ``b`` ``(B, n)``; ``info`` as :func:`pcr`.
+    A solve then costs ``ceil(log2 n)`` levels of a few whole-array operations on the
+    right-hand side alone: O(n log n) work, O(log n) depth.
+    """
+    factors, bad = _pcr_factor(xp, dl, d, du)
+    return factors, first_bad_row(xp, bad)
+
+
+def pcr_factor_solve(xp: Any, factors: tuple[Any, ...], rhs: Any) -> Any:
+    """Solve with the factors of :func:`pcr_factor`; ``rhs, x: (B, n)`` (or factors of batch 1).
+
+    The same arithmetic as :func:`pcr`, so the same bits.
+    """
+    if rhs.shape[1] == 0:
+        return xp.zeros_like(rhs)
+    return _pcr_replay(xp, factors, rhs)
+
+
 # ---------------------------------------------------------------------------- hybrid
 
 
@@ -218,8 +296,8 @@ def _chunking(n: int, chunks: int | None) -> tuple[int, int]:
     return -(-n // c), c
 
 
-def hybrid(xp: Any, dl: Any, d: Any, du: Any, rhs: Any, *, chunks: int | None = None) -> tuple[Any, Any]:
-    """Solve ``(B, n)`` tridiagonal systems by the partition method (no pivoting).
+def hybrid_factor(xp: Any, dl: Any, d: Any, du: Any, *, chunks: int | None = None) -> tuple[tuple, Any]:
+    """Factor ``(B, n)`` matrices for :func:`hybrid_factor_solve` (the partition method).
 
     The rows are padded with identity rows to ``p * c`` and split into ``p`` chunks of
     ``c`` rows (``p = ceil(sqrt(n))`` unless ``chunks`` says otherwise). In chunk ``i`` the
@@ -229,24 +307,24 @@ def hybrid(xp: Any, dl: Any, d: Any, du: Any, rhs: Any, *, chunks: int | None = 
 
         x[i, j] = g[i, j] + v[i, j] * L[i-1] + w[i, j] * L[i]
 
+    where ``v`` and ``w`` depend on the matrix only and ``g`` on the right-hand side.
     Substituting that into the last row of every chunk gives a tridiagonal system in
-    ``L[0..p-1]``, solved by :func:`pcr`; one vectorized pass then completes all chunks.
-    O(n) work, depth O(c + log p).
+    ``L[0..p-1]``, factored by PCR (:func:`_pcr_factor`).
 
-    Returns ``(x, info)`` as :func:`pcr`: every pivot, of the chunk sweeps and of the reduced
-    system (whose row ``i`` is the last row of chunk ``i``), is checked against the scale of
-    its row in the input.
+    Returns ``(factors, info)``: ``factors`` a tuple of arrays with the batch axis first (the
+    sweeps' multipliers, pivots and ``du / p`` ``(B, p, c-1)``, ``v`` and ``w`` ``(B, p, c)``,
+    the reduced system's off-diagonals ``(B, p)`` and its PCR factors); every pivot, of the
+    chunk sweeps and of the reduced system (whose row ``i`` is the last row of chunk ``i``),
+    is checked against the scale of its row in the input, and ``info`` is as in :func:`pcr`.
     """
     B, n = d.shape
-    if n == 0:
-        return _no_rows(xp, d, rhs)
-    p, c = _chunking(n, chunks)
+    p, c = _chunking(max(n, 1), chunks)
     N = p * c
 
     def chunked(a, fill):
         return xp.reshape(pad(xp, a, N, fill=fill), (B, p, c))
 
-    A, D, U, Y = chunked(dl, 0), chunked(d, 1), chunked(du, 0), chunked(rhs, 0)
+    A, D, U = chunked(dl, 0), chunked(d, 1), chunked(du, 0)
     tiny = eps(xp, d.dtype)
     scale = _scale(xp, A, D, U)
 
@@ -255,47 +333,81 @@ def hybrid(xp: Any, dl: Any, d: Any, du: Any, rhs: Any, *, chunks: int | None = 
     # shifted by one: their entry 0 stands for row -1).
     zero = xp.zeros_like(D[:, :, 0])
     one = xp.ones_like(zero)
-    g1, v1, cp, bads = [zero], [one], [zero], []
+    v1, cp, piv, bads = [one], [zero], [], []
     for j in range(c - 1):
         a_j = A[:, :, j]
-        piv = D[:, :, j] - a_j * cp[-1]
-        bad = bad_pivot(xp, piv, scale[:, :, j], tiny)
-        piv = safe_divisor(xp, piv, bad)
+        pj = D[:, :, j] - a_j * cp[-1]
+        bad = bad_pivot(xp, pj, scale[:, :, j], tiny)
+        pj = safe_divisor(xp, pj, bad)
         bads.append(bad)
-        cp.append(U[:, :, j] / piv)
-        g1.append((Y[:, :, j] - a_j * g1[-1]) / piv)
-        v1.append(-(a_j * v1[-1]) / piv)
+        piv.append(pj)
+        cp.append(U[:, :, j] / pj)
+        v1.append(-(a_j * v1[-1]) / pj)
 
-    # Back sweep from x[i, c-1] = L[i]: x[i, j] = g[j] + v[j] * L[i-1] + w[j] * L[i].
-    g, v, w = [zero] * c, [zero] * c, [zero] * c
+    # Back sweep from x[i, c-1] = L[i]: the matrix parts v, w of x[i, j].
+    v, w = [zero] * c, [zero] * c
     w[c - 1] = one
     for j in range(c - 2, -1, -1):
-        g[j] = g1[j + 1] - cp[j + 1] * g[j + 1]
         v[j] = v1[j + 1] - cp[j + 1] * v[j + 1]
         w[j] = -(cp[j + 1] * w[j + 1])
 
     # The last row of chunk i couples x[i, c-2] (row -1 when c == 1, i.e. L[i-1]) and
     # x[i+1, 0] (x[i+1, c-1] = L[i+1] when c == 1) to L[i].
-    gm, vm, wm = (g[c - 2], v[c - 2], w[c - 2]) if c >= 2 else (zero, one, zero)
-    gn, vn, wn = (shift(xp, t, -1) for t in (g[0], v[0], w[0]))  # chunk i+1, zero past the end
-    aL, dL, uL, yL = A[:, :, c - 1], D[:, :, c - 1], U[:, :, c - 1], Y[:, :, c - 1]
-    L, bad_reduced = _pcr(
-        xp,
-        aL * vm,
-        dL + aL * wm + uL * vn,
-        uL * wn,
-        yL - aL * gm - uL * gn,
-        scale[:, :, c - 1],
-    )
-
-    # Complete all chunks at once.
-    G, V, W = xp.stack(g, axis=2), xp.stack(v, axis=2), xp.stack(w, axis=2)
-    L_prev = shift(xp, L, 1)
-    X = G + V * L_prev[:, :, None] + W * L[:, :, None]
-    x = xp.reshape(X, (B, N))[:, :n]
+    vm, wm = (v[c - 2], w[c - 2]) if c >= 2 else (one, zero)
+    vn, wn = (shift(xp, t, -1) for t in (v[0], w[0]))  # chunk i+1, zero past the end
+    aL, dL, uL = A[:, :, c - 1], D[:, :, c - 1], U[:, :, c - 1]
+    reduced, bad_reduced = _pcr_factor(xp, aL * vm, dL + aL * wm + uL * vn, uL * wn, scale[:, :, c - 1])
 
     bad = xp.stack([*bads, bad_reduced], axis=2)  # (B, p, c) in row order
-    return x, first_bad_row(xp, xp.reshape(bad, (B, N)))
+    info = first_bad_row(xp, xp.reshape(bad, (B, N))[:, :n])
+
+    def stacked(cols):
+        return xp.stack(cols, axis=2) if cols else xp.zeros((B, p, 0), dtype=d.dtype, device=device(d))
+
+    sweep = (xp.asarray(A[:, :, : c - 1], copy=True), stacked(piv), stacked(cp[1:]))
+    return (*sweep, stacked(v), stacked(w), aL, uL, *reduced), info
+
+
+def hybrid_factor_solve(xp: Any, factors: tuple, rhs: Any) -> Any:
+    """Solve with the factors of :func:`hybrid_factor`; ``rhs, x: (B, n)`` (or factors of batch 1).
+
+    The chunk sweeps of the right-hand side (``c`` steps, each one operation on all chunks
+    of all systems), the reduced system by the stored PCR levels, and one pass completing
+    every chunk.
+    """
+    A, piv, cp, V, W, aL, uL, *reduced = factors
+    B, n = rhs.shape
+    p, c = V.shape[1], V.shape[2]
+    if n == 0:
+        return xp.zeros_like(rhs)
+    Y = xp.reshape(pad(xp, rhs, p * c), (B, p, c))
+    zero = xp.zeros_like(Y[:, :, 0])
+    g1 = [zero]
+    for j in range(c - 1):
+        g1.append((Y[:, :, j] - A[:, :, j] * g1[-1]) / piv[:, :, j])
+    g = [zero] * c
+    for j in range(c - 2, -1, -1):
+        g[j] = g1[j + 1] - cp[:, :, j] * g[j + 1]
+    gm = g[c - 2] if c >= 2 else zero
+    gn = shift(xp, g[0], -1)
+    L = _pcr_replay(xp, reduced, Y[:, :, c - 1] - aL * gm - uL * gn)
+    X = xp.stack(g, axis=2) + V * shift(xp, L, 1)[:, :, None] + W * L[:, :, None]
+    return xp.reshape(X, (B, p * c))[:, :n]
+
+
+def hybrid(xp: Any, dl: Any, d: Any, du: Any, rhs: Any, *, chunks: int | None = None) -> tuple[Any, Any]:
+    """Solve ``(B, n)`` tridiagonal systems by the partition method (no pivoting).
+
+    :func:`hybrid_factor` then :func:`hybrid_factor_solve`: chunk sweeps all at once, the
+    reduced system of the chunks' last rows by PCR, all chunks completed in one pass. O(n)
+    work, depth O(c + log p) with ``p = ceil(sqrt(n))`` chunks of ``c`` rows.
+
+    Returns ``(x, info)`` as :func:`pcr`.
+    """
+    if d.shape[1] == 0:
+        return _no_rows(xp, d, rhs)
+    factors, info = hybrid_factor(xp, dl, d, du, chunks=chunks)
+    return hybrid_factor_solve(xp, factors, rhs), info
 
 
 # ---------------------------------------------------------------------------- pivoting
