@@ -78,7 +78,11 @@ class Layer:
     def project(self, xp: Any, ctx: Params, X: Any) -> Any:
         """``U_g x + b_g`` for inputs ``X (..., d_in)``: ``(..., G, w)``, one matrix product."""
         lead = tuple(X.shape[:-1])
-        P = xp.matmul(xp.reshape(X, (math.prod(lead), self.d_in)), xp.matrix_transpose(ctx.U)) + ctx.b
+        P = xp.matmul(xp.reshape(X, (math.prod(lead), self.d_in)), xp.matrix_transpose(ctx.U))
+        if isinstance(P, np.ndarray):
+            P += ctx.b  # in place: the projections of a long sequence are large (page faults)
+        else:
+            P = P + ctx.b
         return xp.reshape(P, (*lead, self.G, self.width))
 
     def loop(self, be, ctx: Params, P: Any, x0: Any) -> Any:

@@ -199,6 +199,11 @@ class RNN:
         """The :func:`~pcrsolve.solve_chain` method that is exact Newton for this cell."""
         return self._cell.method
 
+    @property
+    def _exact_method(self) -> str:
+        # Tells solve_chain's "auto" which structured method is exact Newton (see exact_method).
+        return self._cell.method
+
     def __repr__(self) -> str:
         return (
             f"RNN({self._cell.name!r}, T={self._T}, batch={self._batch}, width={self._w}, "
@@ -410,6 +415,12 @@ class RNN:
         y = self._layer.loop(be, ctx.params, ctx.P[start:stop, ...], x2)
         return xp.reshape(y, (stop - start, *self._batch, self._m))
 
+    def _fused_pass(self, kind: str, dtype: Any) -> Any:
+        """The sweep pass of :mod:`pcrsolve.chain` without Jacobians (see ``_rnn_fused``)."""
+        from ._rnn_fused import fused_pass
+
+        return fused_pass(self, kind, dtype)
+
     # ------------------------------------------------------------------ whole-sequence helpers
 
     def forward(self, **options: Any) -> Any:
@@ -419,11 +430,14 @@ class RNN:
         ----------
         **options
             Passed to :func:`pcrsolve.solve_chain` (``method``, ``tol``, ``max_iter``,
-            ``window``, ``x_init``, ``backend``, ...). ``method`` defaults to :attr:`method`,
-            the cell's exact Newton method; ``x_init`` to every step taken from ``h0``,
-            ``f_t(h0)`` (ParaRNN's first guess, one vectorized evaluation; it usually saves a
-            Newton iteration over ``h0`` itself). With ``backend=``, the parameters are moved
-            there (once, cached).
+            ``window``, ``x_init``, ``backend``, ...). ``method`` defaults to ``"auto"``: the
+            cost model measures the compiled loop (:meth:`sequential`) and a sweep of the
+            cell's exact Newton method (:attr:`method`) on the first steps and runs the route
+            it predicts faster (``sol.route`` says which, ``sol.route_reason`` why). Sweeps
+            start from ParaRNN's first guess unless ``x_init`` is given: every step taken from
+            the last exact state (``h0`` at first), ``f_t(h_{p-1})``, one vectorized
+            evaluation that usually saves a Newton iteration. With ``backend=``, the
+            parameters are moved there (once, cached).
 
         Returns
         -------
@@ -433,24 +447,30 @@ class RNN:
         """
         from ..chain import solve_chain
 
-        options.setdefault("method", self._cell.method)
+        options.setdefault("method", "auto")
         backend = options.get("backend")
         with _backend.use_backend(backend) if backend is not None else contextlib.nullcontext():
-            if options.get("x_init") is None and options["method"] != "sequential" and self._T > 0:
-                options["x_init"] = self._first_guess(_backend.resolve({"inputs": self._inputs}))
             return solve_chain(self, self._h0, self._T, **options)
 
-    def _first_guess(self, be) -> Any:
-        """``f_t(h0)`` for every ``t``: ``(T, *batch, m)`` in ``be``."""
-        if be.is_numba:  # the compiled evaluation where there is one
-            X = np.ascontiguousarray(np.broadcast_to(np.asarray(self._h0), (self._T, *self._batch, self._m)))
-            return self.step(X, np.arange(self._T))
-        xp = be.xp
-        ctx = self._context(be, self._dtype)
-        h0 = xp.reshape(be.asarray(self._h0), (1, self._B, self._m))
-        X = xp.broadcast_to(h0, (self._T, self._B, self._m))
-        y = self._cell.value(xp, self._cell.forward(xp, ctx.prm, X, ctx.P))
-        return xp.reshape(y, (self._T, *self._batch, self._m))
+    def _initial_guess(self, x_prev: Any, start: int, stop: int) -> Any:
+        """``f_t(x_prev)`` for ``t`` in ``[start, stop)``, ``(stop - start, *batch, m)``: the sweeps'
+        first guess (the private hook of :meth:`pcrsolve.chain._eval.Evaluator.guess`); None for
+        states of another dtype than the computation's (the solver's checks then speak)."""
+        be = _backend.resolve({"inputs": self._inputs, "x_prev": x_prev})
+        xp = np if be.is_numba else be.xp
+        x = np.asarray(x_prev) if be.is_numba else be.asarray(x_prev)
+        if x.dtype != self._compute_dtype(xp, x.dtype):
+            return None
+        ctx = self._context(be, x.dtype)
+        s, B, m = stop - start, self._B, self._m
+        X = xp.broadcast_to(xp.reshape(x, (1, B, m)), (s, B, m))
+        if be.is_numba and self._cell.block in (1, 2):  # the compiled evaluation
+            kk = np.arange(start, stop, dtype=np.int64)
+            g = _rnn_numba.gates(self._cell.name, np.ascontiguousarray(X), ctx.P, kk, ctx.params.loop_args[0])
+            y = _rnn_numba.value(self._cell.name, g)
+        else:
+            y = self._cell.value(xp, self._cell.forward(xp, ctx.prm, X, ctx.P[start:stop, ...]))
+        return xp.reshape(y, (s, *self._batch, m))
 
     def gradients(self, states: Any, grad_states: Any) -> dict[str, Any]:
         """Gradients of a loss on all hidden states, from one adjoint solve.

@@ -146,6 +146,26 @@ class Evaluator:
             (*self.batch, self.m),
         )
 
+    def guess(self, x_prev: Any, start: int, stop: int) -> Any:
+        """The chain's first guess of states ``[start, stop)`` from the exact state ``x_prev``
+        before them, or None (the solver then repeats ``x_prev``).
+
+        A chain may offer a private ``_initial_guess(x_prev, start, stop)`` returning ``(stop -
+        start, *batch, m)``: the RNN adapters give ``f_t(x_prev)`` for every step ``t``
+        (ParaRNN's first guess, one vectorized evaluation, which usually saves a Newton
+        iteration). It is asked only when sweeps run (after the route is chosen), and only
+        for steps without an iterate yet (not with the caller's ``x_init``); it may return
+        None (no guess for these states).
+        """
+        get = getattr(self.chain, "_initial_guess", None)
+        out = get(x_prev, start, stop) if callable(get) else None
+        if out is None:  # no hook, or none for these states
+            return None
+        s = stop - start
+        self.n_step_evals += s
+        layout = "(stop - start, *batch, m)"
+        return self._check("_initial_guess", out, s, (self.m,), layout, None, (*self.batch, self.m))
+
     def jac(self, x_prev: Any, k: Any) -> Any:
         """Dense Jacobians ``(s, *batch, m, m)`` from ``jac``, else from ``m`` ``jvp`` probes."""
         s = x_prev.shape[0]

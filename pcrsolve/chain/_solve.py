@@ -33,10 +33,21 @@ _KIND = {
 }
 
 
+def exact_method(chain: Chain) -> str | None:
+    """The structured method a chain declares exact Newton (its private ``_exact_method``:
+    ``"diagonal"`` for a diagonal Jacobian, ``"block"`` for a block-diagonal one), or None."""
+    method = getattr(chain, "_exact_method", None)
+    return method if method in ("diagonal", "block") else None
+
+
 def auto_method(chain: Chain, fixed: bool) -> str | None:
-    """The parallel method ``"auto"`` weighs against the loop: Newton when the chain gives dense
+    """The parallel method ``"auto"`` weighs against the loop: the structured method the chain
+    declares exact Newton (:func:`exact_method`), else Newton when the chain gives dense
     Jacobians, else its block-diagonal or diagonal ones; None when it gives no Jacobians (in
     the fixed-iteration mode, which always sweeps: Jacobi)."""
+    exact = exact_method(chain)
+    if exact is not None:
+        return exact
     if any(has(chain, n) for n in ("jac", "jvp", "linearize", "_fused_pass")):
         return "newton"
     if has(chain, "jac_blocks"):
@@ -266,6 +277,7 @@ def solve_chain(
     if method == "auto":
         method = auto_method(chain, fixed) or "sequential"
     public = method  # the route's name (an order-r chain's loop may run another method)
+    exact = order == 1 and method == exact_method(chain)
     lifted = None
     if order > 1:  # solved as a first-order chain on the stacked state (see chain._order)
         method, mode = order_method(method)
@@ -332,6 +344,7 @@ def solve_chain(
         recurrence_method="pcr",
         method=public,
         auto=asked == "auto",
+        exact=exact,
     )
     out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)
     return ChainSolution(
