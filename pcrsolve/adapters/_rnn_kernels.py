@@ -1,5 +1,4 @@
-"""Numba kernels of the recurrent cells on the CPU: each cell's loop; the diagonal cells' gates
-and back-propagation.
+"""Numba kernels of the recurrent cells on the CPU: each cell's loop; the diagonal cells' gates.
 
 Clean input assumed (see :mod:`pcrsolve.kernels`): C-contiguous arrays of one real floating
 dtype, nothing raised. Layout: input projections ``P (T, B, G, w)`` (``U_g x_t + b_g`` for
@@ -12,34 +11,27 @@ equations are those of :mod:`._cells`, the sigmoid included (``(1 + tanh(x/2)) /
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._jit import jit
 from ._kernels import _tanh
 
 __all__ = [
+    "_matvec_t",
+    "_tanh_all",
     "elman_loop",
-    "gru_diag_backward",
     "gru_diag_cand",
     "gru_diag_jac",
     "gru_diag_loop",
     "gru_diag_pre",
     "gru_diag_value",
     "gru_loop",
-    "lstm_diag_backward",
     "lstm_diag_blocks",
     "lstm_diag_loop",
     "lstm_diag_mid",
     "lstm_diag_pre",
     "lstm_diag_value",
 ]
-
-
-@jit(inline=True)
-def _sig(x):  # pragma: no cover - compiled
-    return 0.5 * math.tanh(0.5 * x) + 0.5
 
 
 @jit(inline=True)
@@ -295,81 +287,3 @@ def lstm_diag_blocks(x, fz, cn, oq, a, J):  # pragma: no cover - compiled
                 J[t, b, i, 0, 1] = Jch
                 J[t, b, i, 1, 0] = gc * Jcc
                 J[t, b, i, 1, 1] = do * a[2, i] + gc * Jch
-
-
-# ------------------------------------------------------------------ back-propagation of the diagonal cells
-#
-# One reverse pass over the steps: at step t the gates are recomputed from the state before it
-# (``states[t-1]``, ``x0`` for t = 0), the cotangent ``u = G[t] + carry`` is propagated to the
-# gate pre-activations (``deltas[t]``) and to the state before (the next ``carry``, ``J_t^T u``),
-# and the recurrent parameters' gradients are accumulated. The last carry is ``dLoss/dx0``.
-
-
-@jit
-def gru_diag_backward(x0, S, P, a, G, deltas, carry, agrad):  # pragma: no cover - compiled
-    """``deltas (T, B, 3, w)``: d/d(z, r, c pre-activations); ``carry (B, w)``; ``agrad (3, w)``."""
-    T, B, w = S.shape
-    for i in range(w):
-        for b in range(B):
-            carry[b, i] = 0.0
-        agrad[0, i] = 0.0
-        agrad[1, i] = 0.0
-        agrad[2, i] = 0.0
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            for i in range(w):
-                h = S[t - 1, b, i] if t > 0 else x0[b, i]
-                z = _sig(a[0, i] * h + P[t, b, 0, i])
-                r = _sig(a[1, i] * h + P[t, b, 1, i])
-                c = math.tanh(a[2, i] * (r * h) + P[t, b, 2, i])
-                u = G[t, b, i] + carry[b, i]
-                d_z = u * (c - h) * (z * (1.0 - z))
-                d_c = u * z * (1.0 - c * c)
-                g_rh = a[2, i] * d_c
-                d_r = g_rh * h * (r * (1.0 - r))
-                carry[b, i] = u * (1.0 - z) + g_rh * r + a[0, i] * d_z + a[1, i] * d_r
-                deltas[t, b, 0, i] = d_z
-                deltas[t, b, 1, i] = d_r
-                deltas[t, b, 2, i] = d_c
-                agrad[0, i] += d_z * h
-                agrad[1, i] += d_r * h
-                agrad[2, i] += d_c * (r * h)
-
-
-@jit
-def lstm_diag_backward(x0, S, P, a, G, deltas, carry, agrad):  # pragma: no cover - compiled
-    """``deltas (T, B, 3, w)``: d/d(f, z, o pre-activations); ``carry (B, 2w)``; ``agrad (5, w)``."""
-    T, B, m = S.shape
-    w = m // 2
-    for b in range(B):
-        for i in range(m):
-            carry[b, i] = 0.0
-    for j in range(5):
-        for i in range(w):
-            agrad[j, i] = 0.0
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            for i in range(w):
-                c = S[t - 1, b, i] if t > 0 else x0[b, i]
-                h = S[t - 1, b, w + i] if t > 0 else x0[b, w + i]
-                f = _sig(a[0, i] * h + a[3, i] * c + P[t, b, 0, i])
-                z = math.tanh(a[1, i] * h + P[t, b, 1, i])
-                cn = z + f * (c - z)
-                o = _sig(a[2, i] * h + a[4, i] * cn + P[t, b, 2, i])
-                q = math.tanh(cn)
-                uc = G[t, b, i] + carry[b, i]
-                uh = G[t, b, w + i] + carry[b, w + i]
-                d_o = uh * q * (o * (1.0 - o))
-                g_cn = uc + uh * o * (1.0 - q * q) + d_o * a[4, i]
-                d_f = g_cn * (c - z) * (f * (1.0 - f))
-                d_z = g_cn * (1.0 - f) * (1.0 - z * z)
-                carry[b, i] = g_cn * f + d_f * a[3, i]
-                carry[b, w + i] = d_f * a[0, i] + d_z * a[1, i] + d_o * a[2, i]
-                deltas[t, b, 0, i] = d_f
-                deltas[t, b, 1, i] = d_z
-                deltas[t, b, 2, i] = d_o
-                agrad[0, i] += d_f * h
-                agrad[1, i] += d_z * h
-                agrad[2, i] += d_o * h
-                agrad[3, i] += d_f * c
-                agrad[4, i] += d_o * cn

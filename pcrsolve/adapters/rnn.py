@@ -421,6 +421,24 @@ class RNN:
 
         return fused_pass(self, kind, dtype)
 
+    def _fused_adjoint(self, dtype: Any) -> Any:
+        """``run(x_first, X, G) -> (adj, grad_x)`` for :func:`~pcrsolve.chain_adjoint`: the
+        compiled reverse pass of :meth:`gradients` (no Jacobians formed), or None."""
+        from ._rnn_fused import applies
+
+        if not applies(self, dtype):
+            return None
+        ctx = self._context(_backend.resolve({}, backend="numba"), np.dtype(dtype))
+
+        def run(x_first: Any, X: Any, G: Any) -> tuple[Any, Any]:
+            n = X.shape[0]
+            if n > self._T:  # as the chain methods say it
+                raise ValueError(f"`k` must hold step indices in [0, {self._T}); got values in [0, {n - 1}].")
+            _, carry, _, adj = self._layer.backward_compiled(ctx.params, x_first, X, ctx.P, G, keep_adj=True)
+            return adj, carry
+
+        return run
+
     # ------------------------------------------------------------------ whole-sequence helpers
 
     def forward(self, **options: Any) -> Any:
@@ -503,9 +521,11 @@ class RNN:
         with the cell's structured Jacobians (diagonal for "gru_diag", 2 x 2 blocks for
         "lstm_diag", dense otherwise, through :func:`pcrsolve.chain_adjoint`); one vectorized
         backward pass of the gates then gives the deltas ``dLoss/d(pre-activation)`` of every
-        step. On NumPy arrays the diagonal cells do both in one compiled reverse pass instead
-        (the same arithmetic, step by step: on a CPU the sequential pass is the work-optimal
-        one). Every other gradient is then one product over all steps and batch elements:
+        step. On NumPy arrays every cell does both in one compiled reverse pass instead (the
+        same arithmetic, step by step: on a CPU the sequential pass is the work-optimal one;
+        the dense cells' gates come from one vectorized evaluation, and the pass multiplies by
+        the recurrent weights, ``O(w^2)`` per step, instead of forming Jacobians). Every other
+        gradient is then one product over all steps and batch elements:
         ``dU_g = sum delta_g x^T``, ``db_g = sum delta_g``, the recurrent weights likewise
         against ``h_{t-1}`` (``r*h_{t-1}`` for ``W_c``, ``a_c``), and the inputs' gradient
         ``sum_g U_g^T delta_g``.
@@ -531,8 +551,8 @@ class RNN:
         S3 = xp.reshape(xp.astype(S, dtype) if S.dtype != dtype else S, (T, B, m))
         G3 = xp.reshape(xp.astype(Gs, dtype) if Gs.dtype != dtype else Gs, (T, B, m))
         h0_2 = xp.reshape(h0, (B, m))
-        if numba_path and cell.block in (1, 2):  # one compiled reverse pass
-            deltas, dh0, recurrent = self._layer.backward_compiled(ctx.params, h0_2, S3, ctx.P, G3)
+        if numba_path:  # one compiled reverse pass
+            deltas, dh0, recurrent, _ = self._layer.backward_compiled(ctx.params, h0_2, S3, ctx.P, G3)
             finite = bool(np.all(np.isfinite(dh0))) and bool(np.all(np.isfinite(deltas)))
         else:  # one reverse linear recurrence with the structured Jacobians, then the gates' deltas
             Xprev = xp.concat([h0_2[None, ...], S3[: T - 1, ...]], axis=0)
