@@ -358,3 +358,20 @@ def test_a_rough_x_init_is_not_a_warm_start(rng, monkeypatch):
     rnn.forward(x_init=answer)
     rnn.forward()
     assert [c.warm for c in seen] == [False, True, False]
+
+
+def test_blocks_are_sized_for_what_the_kind_stores(rng):
+    """Jacobian bytes per block: m numbers per state entry (dense), b (blocks), 1 (diagonal)."""
+    batch, m = (2,), 8
+    states = 2 * m * 8  # bytes of one step's states
+    dense = _sweep.block_steps(batch, m, 8, per_state=m)
+    assert dense == _sweep.block_steps(batch, m, 8) == _sweep._BLOCK_BYTES // (states * m)
+    assert _sweep.block_steps(batch, m, 8, per_state=1) == _sweep._BLOCK_BYTES // states == 8 * dense
+    assert _sweep.block_steps(batch, m, 8, per_state=0) == _sweep._BLOCK_BYTES // states
+    assert _sweep.block_steps(batch, m, 8, fused=True) == _sweep._FUSED_BLOCK_BYTES // states
+    rnn, *_ = make(rng, "lstm_diag", 6, batch, w=m // 2)
+    ev = Evaluator(rnn, np, np.dtype(np.float64), batch, m)
+    assert [ev.jacobian_size(k) for k in ("dense", "diag", "identity", "zero")] == [m, 1, 0, 0]
+    assert ev.jacobian_size("block") is None  # not known before the first jac_blocks
+    ev.jac_blocks(rng.standard_normal((6, *batch, m)), np.arange(6))
+    assert ev.jacobian_size("block") == 2

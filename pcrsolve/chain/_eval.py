@@ -80,6 +80,7 @@ class Evaluator:
         self.eval_time = 0.0  # seconds spent in linearize, all calls
         self.n_jac_evals = 0
         self._checked: set[str] = set()
+        self._block: int | None = None  # the size of the blocks of jac_blocks, once seen
         self._fused: dict[str, Any] = {}
         self._scratch: dict[str, Any] = {}
 
@@ -221,7 +222,14 @@ class Evaluator:
         got = _shape(out) or ()
         # The block size is the chain's choice: read it off the output (b = 1 if unusable).
         b = got[-1] if got and got[-1] > 0 and self.m % got[-1] == 0 else 1
-        return self._check("jac_blocks", out, s, (self.m // b, b, b), "(s, *batch, m/b, b, b)")
+        out = self._check("jac_blocks", out, s, (self.m // b, b, b), "(s, *batch, m/b, b, b)")
+        self._block = b
+        return out
+
+    def jacobian_size(self, kind: str) -> int | None:
+        """Numbers per state entry of the linear step of ``kind``: ``m`` (dense), the block
+        size (block, once ``jac_blocks`` was called; None before), 1 (diagonal), 0 (none)."""
+        return {"dense": self.m, "block": self._block, "diag": 1}.get(kind, 0)
 
     def vjp_or_jt(self, x_prev: Any, k: Any, u: Any, jt: Any | None) -> Any:
         """``J^T u`` for one batch of steps: from ``vjp`` if given, else from ``jt`` (J^T)."""
