@@ -97,8 +97,10 @@ def solve_chain(
     method : {"auto", "newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1"}, optional
         ``"auto"`` (default): the faster exact route by the cost model (see Notes): the
         sequential loop, or Newton sweeps (``"diagonal"`` sweeps when the chain gives only
-        ``jac_diag``; always the loop when it gives no Jacobians, since the Jacobian-free
-        methods converge only on special chains). The other values choose ``A_k`` of the
+        ``jac_diag``, and ``"diagonal"`` or ``"block"`` sweeps for a chain whose Jacobian is
+        diagonal or block diagonal, such as the structured cells of
+        :class:`~pcrsolve.adapters.RNN`; always the loop when it gives no Jacobians, since the
+        Jacobian-free methods converge only on special chains). The other values choose ``A_k`` of the
         linear step. ``"newton"``: the dense Jacobian (from ``linearize``, else ``jac``, else
         ``m`` ``jvp`` probes in one call); quadratic convergence, a linear chain in one
         iteration; Jacobian memory O(n m^2) (or O(window m^2)); on the CPU (NumPy states)
