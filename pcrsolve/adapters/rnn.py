@@ -94,8 +94,8 @@ class RNN:
         ``m``: ``w``, or ``2w`` for lstm_diag.
     method : str
         The :func:`~pcrsolve.solve_chain` method that is exact Newton for the cell (the one
-        :meth:`forward`'s ``"auto"`` weighs against the loop): ``"newton"`` (elman, gru), ``"diagonal"`` (gru_diag) or
-        ``"block"`` (lstm_diag).
+        :meth:`forward`'s ``"auto"`` weighs against the loop): ``"newton"`` (elman, gru),
+        ``"diagonal"`` (gru_diag) or ``"block"`` (lstm_diag).
 
     Raises
     ------
