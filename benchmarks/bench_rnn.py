@@ -1,22 +1,29 @@
-"""Benchmark of the RNN adapters (Newton over time) against the loops users write.
+"""Benchmark of the RNN adapters (Newton over time, the compiled loop, the route between them)
+against the loops users write.
 
     python benchmarks/run.py --only rnn [--quick]     (or: python benchmarks/bench_rnn.py [--quick])
 
 Cases (``run(quick)`` returns one dict per row; the script prints them):
 
-- ``paragru_forward``: ``RNN("gru_diag", ...).forward()`` (Newton over time: ``method="diagonal"``
-  is exact Newton for this cell, first guess ``f_t(h0)``) against the user's NumPy loop, for
-  T in 2^10 .. 2^16, width m in {16, 64, 256}, batch {1, 8} (sizes with T * batch * m above
-  2^23 are skipped: a state array alone would exceed 64 MiB, the loop takes seconds). The
-  loop precomputes the input projections in one product as the adapter does; the adapter is
-  built inside the timed call (its cached projections are not reused across rounds). Rows
-  ``method="newton"`` time ``forward``, rows ``method="compiled loop"`` the adapter's compiled
-  loop ``RNN.sequential``. ``iterations``: Newton sweeps whose update exceeded the default
-  tolerance, from a fixed-iteration run (which the cost rules cannot cut short); ``status``:
-  how the adaptive solve ended. Target: >= 8x at T = 16384, m = 16, batch 1.
-- ``paragru_crossover``: per (m, batch), the smallest T from which ``forward`` (and the compiled
-  loop) beat the user's loop at every measured T.
-- ``paragru_gradients``: ``RNN.gradients`` (one structured adjoint solve and batched products)
+- ``paragru_forward``: a ParaGRU (``RNN("gru_diag", ...)``) against the user's NumPy loop, for T
+  in 2^10 .. 2^16, width m in {16, 64, 256}, batch {1, 8} (sizes with T * batch * m above 2^23
+  are skipped: the input projections alone would take 200 MB, the loop seconds). The loop
+  precomputes the input projections in one product as the adapter does; the adapter is built
+  inside every timed call (its cached projections are not reused across rounds). Three rows
+  per size: ``"newton"``, Newton over time alone, the fused sweeps (``method="diagonal"``,
+  exact Newton for this cell, from ParaRNN's first guess, in the fixed-iteration mode with as
+  many sweeps as it needs to converge: ``iterations`` sweeps that moved a state by more than the
+  default tolerance and one that confirms it, ``sweeps``; no cost model that could prefer the
+  loop); ``"forward()"``, what a user calls (``method="auto"``: the cost model's choice, in
+  ``route``); ``"compiled loop"``, the adapter's loop ``RNN.sequential``. ``ratio``: the user's
+  loop time over the row's; ``vs_compiled_loop``: the compiled loop's time over the row's.
+  Target: ``forward()`` >= 8x at T = 16384, m = 16, batch 1.
+- ``paragru_crossover``: per (m, batch) and row kind, the smallest T from which it beats the
+  user's loop at every measured T.
+- ``rnn_cells``: every cell, T = 4096, width 16, batch 1: Newton's fused sweeps (the cell's exact
+  method, as above) and ``forward()`` against the compiled loop (no NumPy loop: the baseline is
+  the adapter's own loop).
+- ``paragru_gradients``: ``RNN.gradients`` (one compiled reverse pass and batched products)
   against hand-written back-propagation through time in NumPy, loss on all states.
 - ``stacked_grid``: k in {2, 4, 8} ParaGRU layers, T = 512, m = 16: Newton sweeps layer by layer
   (their sum) against the layers x time grid as one chain (``StackedRNN.forward(method="grid")``),
@@ -128,6 +135,14 @@ def user_backprop(p, x, h0, g):
     return grads
 
 
+def _newton_sweeps(p, x) -> tuple[int, int]:
+    """``(iterations, sweeps)`` of Newton from ParaRNN's guess: the sweeps of a fixed-iteration
+    run whose update exceeded the default tolerance, and one more that confirms it."""
+    fixed = RNN("gru_diag", p, x).forward(method="diagonal", tol=0, max_iter=12)
+    moved = _moved(fixed)
+    return moved, moved + 1
+
+
 def bench_paragru(quick: bool, rounds: int) -> list[dict[str, Any]]:
     Ts = [1 << 10, 1 << 12] if quick else [1 << e for e in range(10, 17)]
     cases = [(16, 1)] if quick else [(m, b) for m in (16, 64, 256) for b in (1, 8)]
@@ -141,11 +156,16 @@ def bench_paragru(quick: bool, rounds: int) -> list[dict[str, Any]]:
             p = paragru_params(rng, m, d_in)
             x = rng.standard_normal((T, batch, d_in) if batch > 1 else (T, d_in))
             h0 = np.zeros((*x.shape[1:-1], m))
-            fixed = RNN("gru_diag", p, x).forward(tol=0, max_iter=12)  # sweeps, without cost rules
+            iterations, sweeps = _newton_sweeps(p, x)
             last: dict[str, Any] = {}
 
-            def newton(p=p, x=x, last=last):
-                last["sol"] = RNN("gru_diag", p, x).forward()
+            def newton(p=p, x=x, last=last, sweeps=sweeps):
+                # The sweeps alone (no cost model that could prefer the loop), as many as the
+                # adaptive solve needs to converge; the last one's update verifies it.
+                last["newton"] = RNN("gru_diag", p, x).forward(method="diagonal", tol=0, max_iter=sweeps)
+
+            def forward(p=p, x=x, last=last):
+                last["forward"] = RNN("gru_diag", p, x).forward()
 
             def compiled(p=p, x=x, T=T, last=last):
                 rnn = RNN("gru_diag", p, x)
@@ -155,40 +175,37 @@ def bench_paragru(quick: bool, rounds: int) -> list[dict[str, Any]]:
             times = interleaved(
                 {
                     "baseline": lambda p=p, x=x, h0=h0: user_loop(p, x, h0),
-                    "pcrsolve": newton,
+                    "newton": newton,
+                    "forward": forward,
                     "compiled": compiled,
                 },
                 2 if big else rounds,
             )
             ref = user_loop(p, x, h0)
-            sol = last["sol"]
-            err = max(float(np.max(np.abs(a - ref))) for a in (sol.states, fixed.states, last["loop"]))
-            assert err < 1e-9, err
-            moved = _moved(fixed)
+            got = {k: getattr(v, "states", v) for k, v in last.items()}
+            err = max(float(np.max(np.abs(a - ref))) for a in got.values())
+            assert err < 1e-9 and last["newton"].converged, err
             common = {"benchmark": "paragru_forward", "T": T, "m": m, "batch": batch}
             common |= {"baseline": "NumPy loop over steps", "baseline_ms": median_ms(times, "baseline")}
-            rows.append(
-                {
+            for name, label, extra in (
+                ("newton", "newton", {"iterations": iterations, "sweeps": sweeps}),
+                ("forward", "forward()", {"route": last["forward"].route}),
+                ("compiled", "compiled loop", {}),
+            ):
+                row = {
                     **common,
-                    "method": "newton",
-                    "pcrsolve_ms": median_ms(times, "pcrsolve"),
-                    "ratio": median_ratio(times, "pcrsolve"),
-                    "iterations": moved,
-                    "status": sol.status,
-                    "max_abs_err": err,
-                    **({"target": 8.0} if (T, m, batch) == (16384, 16, 1) else {}),
+                    "method": label,
+                    "pcrsolve_ms": median_ms(times, name),
+                    "ratio": median_ratio(times, name),
+                    **extra,
                 }
-            )
-            rows.append(
-                {
-                    **common,
-                    "method": "compiled loop",
-                    "pcrsolve_ms": median_ms(times, "compiled"),
-                    "ratio": median_ratio(times, "compiled"),
-                }
-            )
+                if name != "compiled":  # > 1: faster than the adapter's compiled loop
+                    row["vs_compiled_loop"] = median_ratio(times, name, "compiled")
+                if name == "forward" and (T, m, batch) == (16384, 16, 1):
+                    row["target"] = 8.0
+                rows.append(row | {"max_abs_err": err})
     for m, batch in cases:
-        for method in ("newton", "compiled loop"):
+        for method in ("newton", "forward()", "compiled loop"):
             mine = [r for r in rows if (r["m"], r["batch"], r["method"]) == (m, batch, method)]
             wins = [r["T"] for i, r in enumerate(mine) if all(q["ratio"] > 1.0 for q in mine[i:])]
             rows.append(
@@ -199,6 +216,66 @@ def bench_paragru(quick: bool, rounds: int) -> list[dict[str, Any]]:
                     "method": f"{method}: from T = {wins[0]}" if wins else f"{method}: no T measured",
                     "crossover_T": wins[0] if wins else None,
                     "baseline": "NumPy loop over steps",
+                }
+            )
+    return rows
+
+
+def cell_params(rng, cell: str, w: int, d_in: int) -> dict[str, np.ndarray]:
+    """Parameters of ``cell``: recurrent weights of gain about 0.5, U of unit gain."""
+    gates = ("",) if cell == "elman" else ("_f", "_z", "_o") if cell == "lstm_diag" else ("_z", "_r", "_c")
+    p = {f"U{g}": rng.standard_normal((w, d_in)) / np.sqrt(d_in) for g in gates}
+    p |= {f"b{g}": 0.1 * rng.standard_normal(w) for g in gates}
+    if cell in ("elman", "gru"):
+        return p | {f"W{g}": 0.5 * rng.standard_normal((w, w)) / np.sqrt(w) for g in gates}
+    p |= {f"a{g}": rng.uniform(-0.5, 0.5, w) for g in gates}
+    if cell == "lstm_diag":
+        p |= {"p_f": rng.uniform(-0.5, 0.5, w), "p_o": rng.uniform(-0.5, 0.5, w)}
+    return p
+
+
+def bench_cells(quick: bool, rounds: int) -> list[dict[str, Any]]:
+    T, w, d_in = 4096, 16, 8
+    rows = []
+    for cell in ("elman", "gru", "gru_diag", "lstm_diag"):
+        rng = np.random.default_rng(7)
+        p = cell_params(rng, cell, w, d_in)
+        x = rng.standard_normal((T, d_in))
+        method = RNN(cell, p, x).method
+        moved = _moved(RNN(cell, p, x).forward(method=method, tol=0, max_iter=12))
+        last: dict[str, Any] = {}
+
+        def compiled(cell=cell, p=p, x=x, last=last):
+            rnn = RNN(cell, p, x)
+            last["loop"] = rnn.sequential(rnn.h0, 0, T)
+
+        def newton(cell=cell, p=p, x=x, last=last, method=method, moved=moved):
+            last["newton"] = RNN(cell, p, x).forward(method=method, tol=0, max_iter=moved + 1)
+
+        def forward(cell=cell, p=p, x=x, last=last):
+            last["forward"] = RNN(cell, p, x).forward()
+
+        times = interleaved({"baseline": compiled, "newton": newton, "forward": forward}, rounds)
+        err = max(float(np.max(np.abs(last[k].states - last["loop"]))) for k in ("newton", "forward"))
+        assert err < 1e-9 and last["newton"].converged, err
+        for name, label, extra in (
+            ("newton", f"newton (fused sweeps, {method})", {"iterations": moved, "sweeps": moved + 1}),
+            ("forward", "forward()", {"route": last["forward"].route}),
+        ):
+            rows.append(
+                {
+                    "benchmark": "rnn_cells",
+                    "cell": cell,
+                    "T": T,
+                    "m": w,
+                    "batch": 1,
+                    "method": label,
+                    "baseline": "the compiled loop (RNN.sequential)",
+                    "baseline_ms": median_ms(times, "baseline"),
+                    "pcrsolve_ms": median_ms(times, name),
+                    "ratio": median_ratio(times, name),
+                    "max_abs_err": err,
+                    **extra,
                 }
             )
     return rows
@@ -301,6 +378,7 @@ def run(quick: bool = False, rounds: int | None = None) -> list[dict[str, Any]]:
     rounds = rounds or (2 if quick else 5)
     return [
         *bench_paragru(quick, rounds),
+        *([] if quick else bench_cells(quick, rounds)),
         *bench_paragru_gradients(quick, rounds),
         *bench_stacked(quick, rounds),
     ]

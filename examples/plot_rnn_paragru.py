@@ -4,13 +4,14 @@ A ParaGRU over a long signal: Newton over time against the loop
 
 A ParaGRU (the GRU with diagonal recurrent weights of ParaRNN, Danieli et al. 2025) of width
 16 reads a noisy signal of ``T = 16384`` samples and predicts the next sample with a linear
-read-out. :meth:`pcrsolve.adapters.RNN.forward` computes all hidden states at once by Newton's
-method over time: every sweep evaluates all steps and their (diagonal) Jacobians in one
-vectorized call and solves one linear recurrence, and the cell's diagonal Jacobian makes
-``method="diagonal"`` exact Newton. :meth:`~pcrsolve.adapters.RNN.gradients` back-propagates
-the loss on all states through one reverse recurrence and batched products.
+read-out. Newton's method over time computes all hidden states at once: every sweep evaluates
+all steps and their (diagonal) Jacobians and solves one linear recurrence, and the cell's
+diagonal Jacobian makes ``method="diagonal"`` exact Newton.
+:meth:`pcrsolve.adapters.RNN.forward` weighs those sweeps against the adapter's compiled loop
+and runs the faster. :meth:`~pcrsolve.adapters.RNN.gradients` back-propagates the loss on all
+states through one reverse pass and batched products.
 
-The example compares both with the loops a user writes in NumPy (the step loop, and
+The example compares them with the loops a user writes in NumPy (the step loop, and
 back-propagation through time), checks that they agree, counts the Newton sweeps and times
 everything; then it takes a few SGD steps with the pcrsolve gradients. Set
 ``PCRSOLVE_EXAMPLE_QUICK=1`` for a seconds-long smoke run with a short signal.
@@ -103,16 +104,21 @@ def best_time(f):
 
 
 # %%
-# Forward: Newton over time
-# -------------------------
-# ``forward()`` uses the cell's exact Newton method (``"diagonal"``) from ParaRNN's first guess
-# (every step taken from ``h0``). A fixed-iteration run (``tol=0, max_iter=K``) shows the
-# update of every sweep: it falls quadratically, and a handful of sweeps reach float64 accuracy.
+# Forward: the route, and Newton over time
+# ----------------------------------------
+# ``forward()`` (``method="auto"``) times the compiled loop and a sweep of the cell's exact
+# Newton method (``"diagonal"``) on the first steps and runs the route it predicts faster;
+# ``sol.route`` says which, ``sol.route_reason`` why. A fixed-iteration run (``tol=0,
+# max_iter=K``) sweeps whatever the costs, from ParaRNN's first guess (every step taken from
+# ``h0``): the update of every sweep falls quadratically, and a handful of sweeps reach float64
+# accuracy.
 rnn = RNN("gru_diag", params, inputs)
 sol = rnn.forward()
 ref = loop_forward(params, inputs)
 sweeps = rnn.forward(tol=0, max_iter=8).residuals
-print(f"forward: {sol.message} max |pcrsolve - loop| = {np.max(np.abs(sol.states - ref)):.1e}")
+K = 1 + sum(r > np.finfo(float).eps ** 0.75 for r in sweeps)  # the sweeps Newton needs
+print(f"forward: route {sol.route!r}; max |pcrsolve - loop| = {np.max(np.abs(sol.states - ref)):.1e}")
+print(f"  because {sol.route_reason}")
 print("update per sweep:", " ".join(f"{r:.0e}" for r in sweeps))
 
 # %%
@@ -131,7 +137,8 @@ print(f"gradients: largest relative difference to hand-written BPTT {rel:.1e}")
 # caches are recomputed each time, as the loop does.
 timings = {
     "loop forward": best_time(lambda: loop_forward(params, inputs)),
-    "RNN.forward (Newton)": best_time(lambda: RNN("gru_diag", params, inputs).forward()),
+    "RNN.forward (auto)": best_time(lambda: RNN("gru_diag", params, inputs).forward()),
+    f"Newton: {K} sweeps": best_time(lambda: RNN("gru_diag", params, inputs).forward(tol=0, max_iter=K)),
     "RNN.sequential (compiled loop)": best_time(
         lambda: (lambda r: r.sequential(r.h0, 0, T))(RNN("gru_diag", params, inputs))
     ),
@@ -140,16 +147,18 @@ timings = {
 }
 for name, sec in timings.items():
     print(f"{name:32s} {sec * 1e3:8.2f} ms")
+loop = timings["loop forward"]
 print(
-    f"speed-up: forward {timings['loop forward'] / timings['RNN.forward (Newton)']:.1f}x (compiled loop "
-    f"{timings['loop forward'] / timings['RNN.sequential (compiled loop)']:.1f}x), gradients "
+    f"speed-up over the NumPy loops: forward() {loop / timings['RNN.forward (auto)']:.1f}x (Newton's "
+    f"sweeps {loop / timings[f'Newton: {K} sweeps']:.1f}x, the compiled loop "
+    f"{loop / timings['RNN.sequential (compiled loop)']:.1f}x), gradients "
     f"{timings['loop backprop'] / timings['RNN.gradients']:.1f}x"
 )
 
 # %%
 # A few SGD steps
 # ---------------
-# Forward by Newton, gradients by the adjoint, plain SGD on every parameter and the read-out.
+# Forward by ``forward()``, gradients by the adjoint, plain SGD on every parameter and the read-out.
 losses, p, R = [], dict(params), readout.copy()
 for _ in range(STEPS):
     net = RNN("gru_diag", p, inputs)
@@ -172,7 +181,7 @@ axes[0].legend()
 axes[1].semilogy(np.maximum(np.max(np.abs(sol.states - ref), axis=1), 1e-18), lw=0.6)
 axes[1].set(xlabel="step t", title="|pcrsolve - loop| per step")
 names = list(timings)
-axes[2].barh(names, [1e3 * timings[n] for n in names], color=["C0", "C1", "C2", "C0", "C1"])
+axes[2].barh(names, [1e3 * timings[n] for n in names], color=["C0", "C1", "C1", "C2", "C0", "C1"])
 axes[2].set(xlabel="ms (median)", title="time")
 axes[2].invert_yaxis()
 axes[3].plot(losses, "o-")

@@ -1,5 +1,4 @@
-"""Numba kernels of the recurrent cells on the CPU: each cell's loop; the diagonal cells' gates
-and back-propagation.
+"""Numba kernels of the recurrent cells on the CPU: each cell's loop; the diagonal cells' gates.
 
 Clean input assumed (see :mod:`pcrsolve.kernels`): C-contiguous arrays of one real floating
 dtype, nothing raised. Layout: input projections ``P (T, B, G, w)`` (``U_g x_t + b_g`` for
@@ -12,33 +11,27 @@ equations are those of :mod:`._cells`, the sigmoid included (``(1 + tanh(x/2)) /
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._jit import jit
+from ._kernels import _tanh
 
 __all__ = [
+    "_matvec_t",
+    "_tanh_all",
     "elman_loop",
-    "gru_diag_backward",
     "gru_diag_cand",
     "gru_diag_jac",
     "gru_diag_loop",
     "gru_diag_pre",
     "gru_diag_value",
     "gru_loop",
-    "lstm_diag_backward",
     "lstm_diag_blocks",
     "lstm_diag_loop",
     "lstm_diag_mid",
     "lstm_diag_pre",
     "lstm_diag_value",
 ]
-
-
-@jit(inline=True)
-def _sig(x):  # pragma: no cover - compiled
-    return 0.5 * math.tanh(0.5 * x) + 0.5
 
 
 @jit(inline=True)
@@ -53,37 +46,64 @@ def _matvec_t(WT, v, out):  # pragma: no cover - compiled
             out[i] += WT[j, i] * vj
 
 
+@jit(inline=True)
+def _tanh_all(v, n):  # pragma: no cover - compiled
+    """``v[:n] = tanh(v[:n])`` in one loop LLVM vectorizes (see ``_kernels._tanh``)."""
+    for k in range(n):
+        v[k] = _tanh(v[k])
+
+
+# The loops keep the step's state flat, ``h[b w + i]``, and evaluate each gate for the whole
+# batch in one elementwise pass: the transcendental functions then run in one vectorized loop
+# per gate and step (``_tanh``; the C library's scalar tanh cost about 5x more per element).
+
+
 @jit
 def elman_loop(x0, P, WT, start, stop, out):  # pragma: no cover - compiled
     B, w = x0.shape
+    n = B * w
     h = x0.copy()
-    acc = np.empty(w, dtype=x0.dtype)
+    pre = np.empty(n, dtype=x0.dtype)
     for t in range(start, stop):
         for b in range(B):
-            _matvec_t(WT, h[b], acc)
+            _matvec_t(WT, h[b], pre[b * w : (b + 1) * w])
             for i in range(w):
-                h[b, i] = math.tanh(acc[i] + P[t, b, 0, i])
+                pre[b * w + i] += P[t, b, 0, i]
+        _tanh_all(pre, n)
+        for b in range(B):
+            for i in range(w):
+                h[b, i] = pre[b * w + i]
                 out[t - start, b, i] = h[b, i]
 
 
 @jit
 def gru_loop(x0, P, WzrT, WcT, start, stop, out):  # pragma: no cover - compiled
     B, w = x0.shape
+    n = B * w
     h = x0.copy()
-    zr = np.empty(2 * w, dtype=x0.dtype)
-    z = np.empty(w, dtype=x0.dtype)
+    zr = np.empty(2 * n, dtype=x0.dtype)  # per b: the z and r pre-activations (2w)
     rh = np.empty(w, dtype=x0.dtype)
-    c = np.empty(w, dtype=x0.dtype)
+    c = np.empty(n, dtype=x0.dtype)
     for t in range(start, stop):
         for b in range(B):
-            _matvec_t(WzrT, h[b], zr)
+            o = 2 * b * w
+            _matvec_t(WzrT, h[b], zr[o : o + 2 * w])
             for i in range(w):
-                z[i] = _sig(zr[i] + P[t, b, 0, i])
-                rh[i] = _sig(zr[w + i] + P[t, b, 1, i]) * h[b, i]
-            _matvec_t(WcT, rh, c)
+                zr[o + i] = 0.5 * (zr[o + i] + P[t, b, 0, i])
+                zr[o + w + i] = 0.5 * (zr[o + w + i] + P[t, b, 1, i])
+        _tanh_all(zr, 2 * n)
+        for b in range(B):
+            o = 2 * b * w
             for i in range(w):
-                ci = math.tanh(c[i] + P[t, b, 2, i])
-                h[b, i] = h[b, i] + z[i] * (ci - h[b, i])
+                rh[i] = (0.5 * zr[o + w + i] + 0.5) * h[b, i]
+            _matvec_t(WcT, rh, c[b * w : (b + 1) * w])
+            for i in range(w):
+                c[b * w + i] += P[t, b, 2, i]
+        _tanh_all(c, n)
+        for b in range(B):
+            for i in range(w):
+                z = 0.5 * zr[2 * b * w + i] + 0.5
+                h[b, i] = h[b, i] + z * (c[b * w + i] - h[b, i])
                 out[t - start, b, i] = h[b, i]
 
 
@@ -91,15 +111,25 @@ def gru_loop(x0, P, WzrT, WcT, start, stop, out):  # pragma: no cover - compiled
 def gru_diag_loop(x0, P, a, start, stop, out):  # pragma: no cover - compiled
     """``a (3, w)``: ``a_z, a_r, a_c``."""
     B, w = x0.shape
+    n = B * w
     h = x0.copy()
+    zr = np.empty(2 * n, dtype=x0.dtype)  # half the z, then the r pre-activations
+    c = np.empty(n, dtype=x0.dtype)
     for t in range(start, stop):
         for b in range(B):
             for i in range(w):
-                hi = h[b, i]
-                z = _sig(a[0, i] * hi + P[t, b, 0, i])
-                r = _sig(a[1, i] * hi + P[t, b, 1, i])
-                c = math.tanh(a[2, i] * (r * hi) + P[t, b, 2, i])
-                h[b, i] = hi + z * (c - hi)
+                zr[b * w + i] = 0.5 * (a[0, i] * h[b, i] + P[t, b, 0, i])
+                zr[n + b * w + i] = 0.5 * (a[1, i] * h[b, i] + P[t, b, 1, i])
+        _tanh_all(zr, 2 * n)
+        for b in range(B):
+            for i in range(w):
+                r = 0.5 * zr[n + b * w + i] + 0.5
+                c[b * w + i] = a[2, i] * (r * h[b, i]) + P[t, b, 2, i]
+        _tanh_all(c, n)
+        for b in range(B):
+            for i in range(w):
+                z = 0.5 * zr[b * w + i] + 0.5
+                h[b, i] = h[b, i] + z * (c[b * w + i] - h[b, i])
                 out[t - start, b, i] = h[b, i]
 
 
@@ -108,18 +138,30 @@ def lstm_diag_loop(x0, P, a, start, stop, out):  # pragma: no cover - compiled
     """``a (5, w)``: ``a_f, a_z, a_o, p_f, p_o``; states ``[c; h]``."""
     B, m = x0.shape
     w = m // 2
+    n = B * w
     x = x0.copy()
+    fz = np.empty(2 * n, dtype=x0.dtype)  # half the f, then the z pre-activations
+    oc = np.empty(2 * n, dtype=x0.dtype)  # half the o pre-activations, then c'
     for t in range(start, stop):
         for b in range(B):
             for i in range(w):
                 c, h = x[b, i], x[b, w + i]
-                f = _sig(a[0, i] * h + a[3, i] * c + P[t, b, 0, i])
-                z = math.tanh(a[1, i] * h + P[t, b, 1, i])
-                c = z + f * (c - z)
-                o = _sig(a[2, i] * h + a[4, i] * c + P[t, b, 2, i])
-                x[b, i] = c
-                x[b, w + i] = o * math.tanh(c)
-                out[t - start, b, i] = c
+                fz[b * w + i] = 0.5 * (a[0, i] * h + a[3, i] * c + P[t, b, 0, i])
+                fz[n + b * w + i] = a[1, i] * h + P[t, b, 1, i]
+        _tanh_all(fz, 2 * n)
+        for b in range(B):
+            for i in range(w):
+                f = 0.5 * fz[b * w + i] + 0.5
+                z = fz[n + b * w + i]
+                cn = z + f * (x[b, i] - z)
+                x[b, i] = cn
+                oc[b * w + i] = 0.5 * (a[2, i] * x[b, w + i] + a[4, i] * cn + P[t, b, 2, i])
+                oc[n + b * w + i] = cn
+        _tanh_all(oc, 2 * n)
+        for b in range(B):
+            for i in range(w):
+                x[b, w + i] = (0.5 * oc[b * w + i] + 0.5) * oc[n + b * w + i]
+                out[t - start, b, i] = x[b, i]
                 out[t - start, b, w + i] = x[b, w + i]
 
 
@@ -245,81 +287,3 @@ def lstm_diag_blocks(x, fz, cn, oq, a, J):  # pragma: no cover - compiled
                 J[t, b, i, 0, 1] = Jch
                 J[t, b, i, 1, 0] = gc * Jcc
                 J[t, b, i, 1, 1] = do * a[2, i] + gc * Jch
-
-
-# ------------------------------------------------------------------ back-propagation of the diagonal cells
-#
-# One reverse pass over the steps: at step t the gates are recomputed from the state before it
-# (``states[t-1]``, ``x0`` for t = 0), the cotangent ``u = G[t] + carry`` is propagated to the
-# gate pre-activations (``deltas[t]``) and to the state before (the next ``carry``, ``J_t^T u``),
-# and the recurrent parameters' gradients are accumulated. The last carry is ``dLoss/dx0``.
-
-
-@jit
-def gru_diag_backward(x0, S, P, a, G, deltas, carry, agrad):  # pragma: no cover - compiled
-    """``deltas (T, B, 3, w)``: d/d(z, r, c pre-activations); ``carry (B, w)``; ``agrad (3, w)``."""
-    T, B, w = S.shape
-    for i in range(w):
-        for b in range(B):
-            carry[b, i] = 0.0
-        agrad[0, i] = 0.0
-        agrad[1, i] = 0.0
-        agrad[2, i] = 0.0
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            for i in range(w):
-                h = S[t - 1, b, i] if t > 0 else x0[b, i]
-                z = _sig(a[0, i] * h + P[t, b, 0, i])
-                r = _sig(a[1, i] * h + P[t, b, 1, i])
-                c = math.tanh(a[2, i] * (r * h) + P[t, b, 2, i])
-                u = G[t, b, i] + carry[b, i]
-                d_z = u * (c - h) * (z * (1.0 - z))
-                d_c = u * z * (1.0 - c * c)
-                g_rh = a[2, i] * d_c
-                d_r = g_rh * h * (r * (1.0 - r))
-                carry[b, i] = u * (1.0 - z) + g_rh * r + a[0, i] * d_z + a[1, i] * d_r
-                deltas[t, b, 0, i] = d_z
-                deltas[t, b, 1, i] = d_r
-                deltas[t, b, 2, i] = d_c
-                agrad[0, i] += d_z * h
-                agrad[1, i] += d_r * h
-                agrad[2, i] += d_c * (r * h)
-
-
-@jit
-def lstm_diag_backward(x0, S, P, a, G, deltas, carry, agrad):  # pragma: no cover - compiled
-    """``deltas (T, B, 3, w)``: d/d(f, z, o pre-activations); ``carry (B, 2w)``; ``agrad (5, w)``."""
-    T, B, m = S.shape
-    w = m // 2
-    for b in range(B):
-        for i in range(m):
-            carry[b, i] = 0.0
-    for j in range(5):
-        for i in range(w):
-            agrad[j, i] = 0.0
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            for i in range(w):
-                c = S[t - 1, b, i] if t > 0 else x0[b, i]
-                h = S[t - 1, b, w + i] if t > 0 else x0[b, w + i]
-                f = _sig(a[0, i] * h + a[3, i] * c + P[t, b, 0, i])
-                z = math.tanh(a[1, i] * h + P[t, b, 1, i])
-                cn = z + f * (c - z)
-                o = _sig(a[2, i] * h + a[4, i] * cn + P[t, b, 2, i])
-                q = math.tanh(cn)
-                uc = G[t, b, i] + carry[b, i]
-                uh = G[t, b, w + i] + carry[b, w + i]
-                d_o = uh * q * (o * (1.0 - o))
-                g_cn = uc + uh * o * (1.0 - q * q) + d_o * a[4, i]
-                d_f = g_cn * (c - z) * (f * (1.0 - f))
-                d_z = g_cn * (1.0 - f) * (1.0 - z * z)
-                carry[b, i] = g_cn * f + d_f * a[3, i]
-                carry[b, w + i] = d_f * a[0, i] + d_z * a[1, i] + d_o * a[2, i]
-                deltas[t, b, 0, i] = d_f
-                deltas[t, b, 1, i] = d_z
-                deltas[t, b, 2, i] = d_o
-                agrad[0, i] += d_f * h
-                agrad[1, i] += d_z * h
-                agrad[2, i] += d_o * h
-                agrad[3, i] += d_f * c
-                agrad[4, i] += d_o * cn

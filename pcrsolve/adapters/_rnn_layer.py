@@ -78,7 +78,11 @@ class Layer:
     def project(self, xp: Any, ctx: Params, X: Any) -> Any:
         """``U_g x + b_g`` for inputs ``X (..., d_in)``: ``(..., G, w)``, one matrix product."""
         lead = tuple(X.shape[:-1])
-        P = xp.matmul(xp.reshape(X, (math.prod(lead), self.d_in)), xp.matrix_transpose(ctx.U)) + ctx.b
+        P = xp.matmul(xp.reshape(X, (math.prod(lead), self.d_in)), xp.matrix_transpose(ctx.U))
+        if isinstance(P, np.ndarray):
+            P += ctx.b  # in place: the projections of a long sequence are large (page faults)
+        else:
+            P = P + ctx.b
         return xp.reshape(P, (*lead, self.G, self.width))
 
     def loop(self, be, ctx: Params, P: Any, x0: Any) -> Any:
@@ -127,24 +131,41 @@ class Layer:
         return block_recurrence(be, A, G3, method="auto", reverse=True, transpose=True)
 
     def backward_compiled(
-        self, ctx: Params, x0: Any, S: Any, P: Any, G: Any
-    ) -> tuple[Any, Any, dict[str, Any]]:
-        """Back-propagation of a diagonal cell in one compiled reverse pass (NumPy arrays).
+        self, ctx: Params, x0: Any, S: Any, P: Any, G: Any, keep_adj: bool = False
+    ) -> tuple[Any, Any, dict[str, Any], Any]:
+        """Back-propagation in one compiled reverse pass (NumPy arrays, any cell).
 
-        ``x0 (B, m)``, states ``S (T, B, m)``, projections ``P (T, B, G, w)``, cotangents ``G
-        (T, B, m)``. Returns the gate deltas ``(T, B, G, w)``, ``dLoss/dx0 (B, m)`` and the
-        recurrent parameters' gradients (accumulated in the same pass).
+        ``x0 (B, m)``, states ``S (T, B, m)``, projections ``P (T, B, G, w)`` (at least ``T``
+        rows), cotangents ``G (T, B, m)``. Returns the gate deltas ``(T, B, G, w)``,
+        ``dLoss/dx0 (B, m)``, the recurrent parameters' gradients and, with ``keep_adj``, the
+        adjoint ``(T, B, m)`` (else None). The diagonal cells recompute their gates in the
+        pass and accumulate the recurrent gradients there; the dense cells' gates come from
+        one vectorized evaluation (matrix products), their recurrent gradients are products
+        after the pass.
         """
-        from . import _rnn_kernels
+        from . import _rnn_backward_kernels as K
 
         T, B = S.shape[0], S.shape[1]
+        c = np.ascontiguousarray
+        x0, S, G, P = c(x0), c(S), c(G), c(P[:T])
         deltas = np.empty((T, B, self.G, self.width), dtype=S.dtype)
         carry = np.empty((B, self.m), dtype=S.dtype)
-        agrad = np.empty((len(self.cell.recurrent), self.width), dtype=S.dtype)
-        kernel = getattr(_rnn_kernels, f"{self.cell.name}_backward")
-        c = np.ascontiguousarray
-        kernel(c(x0), c(S), c(P), ctx.loop_args[0], c(G), deltas, carry, agrad)
-        return deltas, carry, {name: agrad[i] for i, name in enumerate(self.cell.recurrent)}
+        adj = np.empty((T if keep_adj else 0, B, self.m), dtype=S.dtype)
+        cell, prm = self.cell, ctx.prm
+        if cell.block is not None:
+            agrad = np.empty((len(cell.recurrent), self.width), dtype=S.dtype)
+            kernel = getattr(K, f"{cell.name}_backward")
+            kernel(x0, S, P, ctx.loop_args[0], G, deltas, carry, agrad, adj)
+            recurrent = {name: agrad[i] for i, name in enumerate(cell.recurrent)}
+        else:
+            g = cell.forward(np, prm, np.concatenate([x0[None, ...], S[: T - 1]]), P)
+            if cell.name == "elman":
+                K.elman_backward(prm["W"], g["d"], G, deltas, carry, adj)
+            else:
+                gates = [c(g[n]) for n in ("h", "z", "r", "dz", "dc", "dr")]
+                K.gru_backward(prm["W_zr"], prm["W_c"], *gates, G, deltas, carry, adj)
+            recurrent = cell.recurrent_grads(np, g, deltas)
+        return deltas, carry, recurrent, (adj if keep_adj else None)
 
     def param_grads(
         self, xp: Any, ctx: Params, deltas: Any, X: Any, recurrent: dict[str, Any]

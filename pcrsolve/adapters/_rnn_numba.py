@@ -10,6 +10,7 @@ those of :mod:`._cells` (which the tests check these against).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,25 +31,37 @@ def _k():
     return _K
 
 
-def gates(cell: str, x: Any, P: Any, kk: Any, a: Any) -> tuple[Any, ...]:
-    """The gates at rows ``x (s, B, m)`` (C-contiguous), steps ``kk (s,)`` int64."""
+def _empty(dtype: Any) -> Callable[[str, tuple[int, ...]], Any]:
+    return lambda name, shape: np.empty(shape, dtype=dtype)
+
+
+def gates(
+    cell: str, x: Any, P: Any, kk: Any, a: Any, buffer: Callable[[str, tuple[int, ...]], Any] | None = None
+) -> tuple[Any, ...]:
+    """The gates at rows ``x (s, B, m)`` (C-contiguous), steps ``kk (s,)`` int64.
+
+    ``buffer(name, shape)``: where to put them (arrays of ``x``'s dtype; a sweep reuses its
+    buffers from block to block), new arrays when omitted.
+    """
     K = _k()
     s, B, m = x.shape
+    buffer = buffer or _empty(x.dtype)
     if cell == "gru_diag":
-        zr = np.empty((s, B, 2, m), dtype=x.dtype)
+        zr = buffer("zr", (s, B, 2, m))
         K.gru_diag_pre(x, P, kk, a, zr)
         np.tanh(zr, out=zr)
-        c = np.empty((s, B, m), dtype=x.dtype)
+        c = buffer("c", (s, B, m))
         K.gru_diag_cand(x, P, kk, a, zr, c)
         np.tanh(c, out=c)
         return x, zr, c
     w = m // 2
-    fz = np.empty((s, B, 2, w), dtype=x.dtype)
+    fz = buffer("fz", (s, B, 2, w))
     K.lstm_diag_pre(x, P, kk, a, fz)
     np.tanh(fz, out=fz)
-    oc = np.empty((s, B, 2, w), dtype=x.dtype)
+    oc = buffer("oc", (s, B, 2, w))
     K.lstm_diag_mid(x, P, kk, a, fz, oc)
-    cn = oc[:, :, 1, :].copy()
+    cn = buffer("cn", (s, B, w))
+    cn[...] = oc[:, :, 1, :]
     np.tanh(oc, out=oc)  # -> tanh of half the o pre-activation, and tanh(c')
     return x, fz, cn, oc
 

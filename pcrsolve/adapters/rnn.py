@@ -40,9 +40,10 @@ class RNN:
     r"""A recurrent network over time as a chain ``h_t = f(h_{t-1}, x_t)``, ``t = 0 .. T-1``.
 
     The states are the hidden states ``states[t] = h_t`` (``states[-1] := h0``), shape
-    ``(T, *batch, m)``. :meth:`forward` solves for all of them at once by Newton's method over
-    time (DEER, ParaRNN); :meth:`gradients` back-propagates a loss on all of them through one
-    adjoint solve. With ``s`` the logistic sigmoid and ``*`` elementwise products, the cells are:
+    ``(T, *batch, m)``. :meth:`forward` computes all of them by the faster of two exact routes:
+    Newton's method over time (DEER, ParaRNN), which solves for all steps at once, or the
+    compiled loop; :meth:`gradients` back-propagates a loss on all of them through one adjoint
+    solve. With ``s`` the logistic sigmoid and ``*`` elementwise products, the cells are:
 
     ``"elman"``: ``h' = tanh(W h + U x + b)``. Dense Jacobian.
 
@@ -92,9 +93,9 @@ class RNN:
     state_size : int
         ``m``: ``w``, or ``2w`` for lstm_diag.
     method : str
-        The :func:`~pcrsolve.solve_chain` method that is exact Newton for the cell (the default
-        of :meth:`forward`): ``"newton"`` (elman, gru), ``"diagonal"`` (gru_diag) or
-        ``"block"`` (lstm_diag).
+        The :func:`~pcrsolve.solve_chain` method that is exact Newton for the cell (the one
+        :meth:`forward`'s ``"auto"`` weighs against the loop): ``"newton"`` (elman, gru),
+        ``"diagonal"`` (gru_diag) or ``"block"`` (lstm_diag).
 
     Raises
     ------
@@ -112,9 +113,13 @@ class RNN:
     the cell's closed-form derivatives, one evaluation of its gates each; structured cells
     never form a dense ``m x m`` matrix except in :meth:`jac` and :meth:`linearize`.
     :meth:`sequential` is the plain loop, compiled (Numba) on NumPy arrays. On NumPy inputs
-    the matrix products run on BLAS and the loop on Numba; on other array libraries (CuPy,
+    the matrix products run on BLAS and the loop on Numba; the solver's sweeps run in fused
+    compiled passes that never store a Jacobian (a sweep's evaluation and linear step in one
+    pass per block of steps; the dense cells' linear step through ``J v``), and
+    :meth:`gradients` in one compiled reverse pass. On other array libraries (CuPy,
     ``array_api_strict``, ...) everything is Array-API code. The sigmoid is computed as
-    ``(1 + tanh(x/2)) / 2``.
+    ``(1 + tanh(x/2)) / 2``; the compiled passes evaluate ``tanh`` in vectorized arithmetic
+    (within 2 ulp of NumPy's).
 
     Examples
     --------
@@ -128,7 +133,7 @@ class RNN:
     >>> params |= {f"U_{g}": rng.standard_normal((w, d_in)) / 2 for g in "zrc"}
     >>> params |= {f"b_{g}": np.zeros(w) for g in "zrc"}
     >>> rnn = RNN("gru_diag", params, rng.standard_normal((T, 2, d_in)))
-    >>> sol = rnn.forward()                 # Newton over time (method="diagonal")
+    >>> sol = rnn.forward()                 # the faster route: Newton over time, or the loop
     >>> sol.converged, sol.states.shape
     (True, (500, 2, 8))
     >>> bool(np.allclose(sol.states, rnn.sequential(rnn.h0, 0, T)))  # the plain loop
@@ -197,6 +202,11 @@ class RNN:
     @property
     def method(self) -> str:
         """The :func:`~pcrsolve.solve_chain` method that is exact Newton for this cell."""
+        return self._cell.method
+
+    @property
+    def _exact_method(self) -> str:
+        # Tells solve_chain's "auto" which structured method is exact Newton (see exact_method).
         return self._cell.method
 
     def __repr__(self) -> str:
@@ -410,6 +420,30 @@ class RNN:
         y = self._layer.loop(be, ctx.params, ctx.P[start:stop, ...], x2)
         return xp.reshape(y, (stop - start, *self._batch, self._m))
 
+    def _fused_pass(self, kind: str, dtype: Any) -> Any:
+        """The sweep pass of :mod:`pcrsolve.chain` without Jacobians (see ``_rnn_fused``)."""
+        from ._rnn_fused import fused_pass
+
+        return fused_pass(self, kind, dtype)
+
+    def _fused_adjoint(self, dtype: Any) -> Any:
+        """``run(x_first, X, G) -> (adj, grad_x)`` for :func:`~pcrsolve.chain_adjoint`: the
+        compiled reverse pass of :meth:`gradients` (no Jacobians formed), or None."""
+        from ._rnn_fused import applies
+
+        if not applies(self, dtype):
+            return None
+        ctx = self._context(_backend.resolve({}, backend="numba"), np.dtype(dtype))
+
+        def run(x_first: Any, X: Any, G: Any) -> tuple[Any, Any]:
+            n = X.shape[0]
+            if n > self._T:  # as the chain methods say it
+                raise ValueError(f"`k` must hold step indices in [0, {self._T}); got values in [0, {n - 1}].")
+            _, carry, _, adj = self._layer.backward_compiled(ctx.params, x_first, X, ctx.P, G, keep_adj=True)
+            return adj, carry
+
+        return run
+
     # ------------------------------------------------------------------ whole-sequence helpers
 
     def forward(self, **options: Any) -> Any:
@@ -419,11 +453,14 @@ class RNN:
         ----------
         **options
             Passed to :func:`pcrsolve.solve_chain` (``method``, ``tol``, ``max_iter``,
-            ``window``, ``x_init``, ``backend``, ...). ``method`` defaults to :attr:`method`,
-            the cell's exact Newton method; ``x_init`` to every step taken from ``h0``,
-            ``f_t(h0)`` (ParaRNN's first guess, one vectorized evaluation; it usually saves a
-            Newton iteration over ``h0`` itself). With ``backend=``, the parameters are moved
-            there (once, cached).
+            ``window``, ``x_init``, ``backend``, ...). ``method`` defaults to ``"auto"``: the
+            cost model measures the compiled loop (:meth:`sequential`) and a sweep of the
+            cell's exact Newton method (:attr:`method`) on the first steps and runs the route
+            it predicts faster (``sol.route`` says which, ``sol.route_reason`` why). Sweeps
+            start from ParaRNN's first guess unless ``x_init`` is given: every step taken from
+            the last exact state (``h0`` at first), ``f_t(h_{p-1})``, one vectorized
+            evaluation that usually saves a Newton iteration. With ``backend=``, the
+            parameters are moved there (once, cached).
 
         Returns
         -------
@@ -433,24 +470,30 @@ class RNN:
         """
         from ..chain import solve_chain
 
-        options.setdefault("method", self._cell.method)
+        options.setdefault("method", "auto")
         backend = options.get("backend")
         with _backend.use_backend(backend) if backend is not None else contextlib.nullcontext():
-            if options.get("x_init") is None and options["method"] != "sequential" and self._T > 0:
-                options["x_init"] = self._first_guess(_backend.resolve({"inputs": self._inputs}))
             return solve_chain(self, self._h0, self._T, **options)
 
-    def _first_guess(self, be) -> Any:
-        """``f_t(h0)`` for every ``t``: ``(T, *batch, m)`` in ``be``."""
-        if be.is_numba:  # the compiled evaluation where there is one
-            X = np.ascontiguousarray(np.broadcast_to(np.asarray(self._h0), (self._T, *self._batch, self._m)))
-            return self.step(X, np.arange(self._T))
-        xp = be.xp
-        ctx = self._context(be, self._dtype)
-        h0 = xp.reshape(be.asarray(self._h0), (1, self._B, self._m))
-        X = xp.broadcast_to(h0, (self._T, self._B, self._m))
-        y = self._cell.value(xp, self._cell.forward(xp, ctx.prm, X, ctx.P))
-        return xp.reshape(y, (self._T, *self._batch, self._m))
+    def _initial_guess(self, x_prev: Any, start: int, stop: int) -> Any:
+        """``f_t(x_prev)`` for ``t`` in ``[start, stop)``, ``(stop - start, *batch, m)``: the sweeps'
+        first guess (the private hook of :meth:`pcrsolve.chain._eval.Evaluator.guess`); None for
+        states of another dtype than the computation's (the solver's checks then speak)."""
+        be = _backend.resolve({"inputs": self._inputs, "x_prev": x_prev})
+        xp = np if be.is_numba else be.xp
+        x = np.asarray(x_prev) if be.is_numba else be.asarray(x_prev)
+        if x.dtype != self._compute_dtype(xp, x.dtype):
+            return None
+        ctx = self._context(be, x.dtype)
+        s, B, m = stop - start, self._B, self._m
+        X = xp.broadcast_to(xp.reshape(x, (1, B, m)), (s, B, m))
+        if be.is_numba and self._cell.block in (1, 2):  # the compiled evaluation
+            kk = np.arange(start, stop, dtype=np.int64)
+            g = _rnn_numba.gates(self._cell.name, np.ascontiguousarray(X), ctx.P, kk, ctx.params.loop_args[0])
+            y = _rnn_numba.value(self._cell.name, g)
+        else:
+            y = self._cell.value(xp, self._cell.forward(xp, ctx.prm, X, ctx.P[start:stop, ...]))
+        return xp.reshape(y, (s, *self._batch, m))
 
     def gradients(self, states: Any, grad_states: Any) -> dict[str, Any]:
         """Gradients of a loss on all hidden states, from one adjoint solve.
@@ -483,9 +526,11 @@ class RNN:
         with the cell's structured Jacobians (diagonal for "gru_diag", 2 x 2 blocks for
         "lstm_diag", dense otherwise, through :func:`pcrsolve.chain_adjoint`); one vectorized
         backward pass of the gates then gives the deltas ``dLoss/d(pre-activation)`` of every
-        step. On NumPy arrays the diagonal cells do both in one compiled reverse pass instead
-        (the same arithmetic, step by step: on a CPU the sequential pass is the work-optimal
-        one). Every other gradient is then one product over all steps and batch elements:
+        step. On NumPy arrays every cell does both in one compiled reverse pass instead (the
+        same arithmetic, step by step: on a CPU the sequential pass is the work-optimal one;
+        the dense cells' gates come from one vectorized evaluation, and the pass multiplies by
+        the recurrent weights, ``O(w^2)`` per step, instead of forming Jacobians). Every other
+        gradient is then one product over all steps and batch elements:
         ``dU_g = sum delta_g x^T``, ``db_g = sum delta_g``, the recurrent weights likewise
         against ``h_{t-1}`` (``r*h_{t-1}`` for ``W_c``, ``a_c``), and the inputs' gradient
         ``sum_g U_g^T delta_g``.
@@ -511,8 +556,8 @@ class RNN:
         S3 = xp.reshape(xp.astype(S, dtype) if S.dtype != dtype else S, (T, B, m))
         G3 = xp.reshape(xp.astype(Gs, dtype) if Gs.dtype != dtype else Gs, (T, B, m))
         h0_2 = xp.reshape(h0, (B, m))
-        if numba_path and cell.block in (1, 2):  # one compiled reverse pass
-            deltas, dh0, recurrent = self._layer.backward_compiled(ctx.params, h0_2, S3, ctx.P, G3)
+        if numba_path:  # one compiled reverse pass
+            deltas, dh0, recurrent, _ = self._layer.backward_compiled(ctx.params, h0_2, S3, ctx.P, G3)
             finite = bool(np.all(np.isfinite(dh0))) and bool(np.all(np.isfinite(deltas)))
         else:  # one reverse linear recurrence with the structured Jacobians, then the gates' deltas
             Xprev = xp.concat([h0_2[None, ...], S3[: T - 1, ...]], axis=0)

@@ -70,6 +70,9 @@ class Costs:
         Whether the sweeps start from the caller's guess (``x_init``).
     timed_steps : int
         The most steps a sweep was timed on (few: ``t_sweep`` is an upper bound).
+    exact : bool
+        Whether the chain declares the sweeps' linear step its exact Jacobian (a diagonal or
+        block-diagonal one: Newton's method, forecast as such whatever the kind).
     """
 
     steps: int
@@ -81,13 +84,24 @@ class Costs:
     tol: float
     warm: bool = False
     timed_steps: int = 0
+    exact: bool = False
 
 
 def expected_sweeps(
-    kind: str, growth: float | None, drift: float | None, steps: int, tol: float, warm: bool = False
+    kind: str,
+    growth: float | None,
+    drift: float | None,
+    steps: int,
+    tol: float,
+    warm: bool = False,
+    exact: bool = False,
 ) -> float:
-    """The forecast number of sweeps (at most ``steps``; ``_MIN_SWEEPS`` when unknown)."""
-    newton = kind in ("dense", "block")
+    """The forecast number of sweeps (at most ``steps``; ``_MIN_SWEEPS`` when unknown).
+
+    Newton's forecast for the dense and block kinds, and for any kind the chain declares
+    ``exact``; the linear methods' otherwise.
+    """
+    newton = exact or kind in ("dense", "block")
     if growth is None or math.isnan(growth):
         sweeps = _MIN_SWEEPS
     elif drift is not None and drift < _NEAR_IDENTITY:
@@ -123,7 +137,7 @@ def choose_route(costs: Costs, auto: bool, method: str) -> tuple[str, str]:
     who = "auto" if auto else f"method={method!r}"
     if c.t_sweep is None:
         return "parallel", f"{who}: sweeps (their cost was not measured)"
-    sweeps = expected_sweeps(c.kind, c.growth, c.drift, c.steps, c.tol, c.warm)
+    sweeps = expected_sweeps(c.kind, c.growth, c.drift, c.steps, c.tol, c.warm, c.exact)
     par = sweeps * c.steps * c.t_sweep
     if c.growth is None:
         trend = "no contraction estimate"

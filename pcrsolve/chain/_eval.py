@@ -80,6 +80,7 @@ class Evaluator:
         self.eval_time = 0.0  # seconds spent in linearize, all calls
         self.n_jac_evals = 0
         self._checked: set[str] = set()
+        self._block: int | None = None  # the size of the blocks of jac_blocks, once seen
         self._fused: dict[str, Any] = {}
         self._scratch: dict[str, Any] = {}
 
@@ -146,6 +147,26 @@ class Evaluator:
             (*self.batch, self.m),
         )
 
+    def guess(self, x_prev: Any, start: int, stop: int) -> Any:
+        """The chain's first guess of states ``[start, stop)`` from the exact state ``x_prev``
+        before them, or None (the solver then repeats ``x_prev``).
+
+        A chain may offer a private ``_initial_guess(x_prev, start, stop)`` returning ``(stop -
+        start, *batch, m)``: the RNN adapters give ``f_t(x_prev)`` for every step ``t``
+        (ParaRNN's first guess, one vectorized evaluation, which usually saves a Newton
+        iteration). It is asked only when sweeps run (after the route is chosen), and only
+        for steps without an iterate yet (not with the caller's ``x_init``); it may return
+        None (no guess for these states).
+        """
+        get = getattr(self.chain, "_initial_guess", None)
+        out = get(x_prev, start, stop) if callable(get) else None
+        if out is None:  # no hook, or none for these states
+            return None
+        s = stop - start
+        self.n_step_evals += s
+        layout = "(stop - start, *batch, m)"
+        return self._check("_initial_guess", out, s, (self.m,), layout, None, (*self.batch, self.m))
+
     def jac(self, x_prev: Any, k: Any) -> Any:
         """Dense Jacobians ``(s, *batch, m, m)`` from ``jac``, else from ``m`` ``jvp`` probes."""
         s = x_prev.shape[0]
@@ -201,7 +222,14 @@ class Evaluator:
         got = _shape(out) or ()
         # The block size is the chain's choice: read it off the output (b = 1 if unusable).
         b = got[-1] if got and got[-1] > 0 and self.m % got[-1] == 0 else 1
-        return self._check("jac_blocks", out, s, (self.m // b, b, b), "(s, *batch, m/b, b, b)")
+        out = self._check("jac_blocks", out, s, (self.m // b, b, b), "(s, *batch, m/b, b, b)")
+        self._block = b
+        return out
+
+    def jacobian_size(self, kind: str) -> int | None:
+        """Numbers per state entry of the linear step of ``kind``: ``m`` (dense), the block
+        size (block, once ``jac_blocks`` was called; None before), 1 (diagonal), 0 (none)."""
+        return {"dense": self.m, "block": self._block, "diag": 1}.get(kind, 0)
 
     def vjp_or_jt(self, x_prev: Any, k: Any, u: Any, jt: Any | None) -> Any:
         """``J^T u`` for one batch of steps: from ``vjp`` if given, else from ``jt`` (J^T)."""

@@ -56,12 +56,14 @@ class Outcome:
 # --------------------------------------------------------------------------- helpers
 
 
-def _initial_fill(xp, X, x0, st: State, e: int) -> None:
-    """Give states ``[filled, e)`` their first iterate: the latest state repeated."""
+def _initial_fill(ev: Evaluator, xp, X, x0, st: State, e: int) -> None:
+    """Give states ``[filled, e)`` their first iterate: the latest state repeated, or what the
+    chain's ``_initial_guess`` makes of it (see :meth:`Evaluator.guess`)."""
     if e <= st.filled:
         return
     src = x0 if st.filled == 0 else X[st.filled - 1, ...]
-    X[st.filled : e, ...] = src
+    guess = ev.guess(src, st.filled, e)
+    X[st.filled : e, ...] = src if guess is None else guess
     st.filled = e
 
 
@@ -106,13 +108,25 @@ def _info(st: State, ev: Evaluator, residual: Any, window: tuple[int, int]) -> d
 
 def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progress) -> Outcome:
     xp = be.xp
-    warm = st.filled >= n  # the sweeps start from the caller's x_init
     # The first steps run sequentially (they are exact); they and one evaluation of a sweep on
     # them give the costs from which the route is chosen.
     pr = probe(ev, be, opts, x0, X, ks, n, st)
     st.t_step = pr.t_seq
+    # The caller's x_init is a warm start (forecast: a couple of sweeps) when it is within
+    # sqrt(tol) of the exact first steps, so that one Newton sweep brings it within tol; a
+    # rough first guess (an RNN's f_t(h0)) is forecast like a cold start.
+    warm = pr.guess_error is not None and pr.guess_error <= math.sqrt(opts.tol)
     costs = Costs(
-        n - st.p, pr.t_seq, pr.t_sweep, pr.growth, pr.drift, opts.kind, opts.tol, warm, pr.sweep_steps
+        n - st.p,
+        pr.t_seq,
+        pr.t_sweep,
+        pr.growth,
+        pr.drift,
+        opts.kind,
+        opts.tol,
+        warm,
+        pr.sweep_steps,
+        opts.exact,
     )
     route, why = choose_route(costs, opts.auto, opts.method)
     reason = None if route == "parallel" else "chosen by the cost model"
@@ -126,7 +140,7 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progres
                 if reason is not None:
                     break
             p, e = st.p, min(n, st.p + W)
-            _initial_fill(xp, X, x0, st, e)
+            _initial_fill(ev, xp, X, x0, st, e)
             t0 = _policy.TIMER()
             prev = residuals[-1] if residuals else None
             n_ok, max_err, f0_bad = sweep(ev, be, opts, X, x0, ks, p, e, st.damping, prev)
@@ -190,7 +204,7 @@ def _solve_fixed(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progress) 
     with np.errstate(all="ignore"):
         for _ in range(sweeps):
             p, e = st.p, min(n, st.p + W)
-            _initial_fill(xp, X, x0, st, e)
+            _initial_fill(ev, xp, X, x0, st, e)
             _, max_err, f0_bad = sweep(ev, be, opts, X, x0, ks, p, e, opts.damping, None)
             hit = xp.any(f0_bad) & (bad_step < 0)
             bad_elem = xp.where(hit, first_true(xp, f0_bad), bad_elem)

@@ -59,6 +59,7 @@ class Options:
     recurrence_method: str
     method: str = ""  # the sweeps' method ("newton", "diagonal", ...)
     auto: bool = False  # chosen by method="auto": the cost model picks the faster route
+    exact: bool = False  # the chain declares the method's linear step its exact Jacobian
 
 
 @dataclass
@@ -94,8 +95,10 @@ class State:
 
 def _quadratic(opts: Options) -> bool:
     """Whether the sweeps converge quadratically: exact Newton (not ``band1``, whose dropped
-    skip Jacobians make it a linearly converging quasi-Newton method on the dense kind)."""
-    return opts.kind == "dense" and opts.method != "band1"
+    skip Jacobians make it a linearly converging quasi-Newton method on the dense kind), or a
+    structured method the chain declares exact (``_exact_method``: a diagonal Jacobian under
+    ``"diagonal"``, a block-diagonal one under ``"block"``)."""
+    return (opts.kind == "dense" and opts.method != "band1") or opts.exact
 
 
 def threshold(xp, opts: Options, cur: Any, prev: float | None) -> Any:

@@ -55,6 +55,7 @@ class Probe:
     growth: float | None = None
     drift: float | None = None
     sweep_steps: int = 0  # the most steps the sweep was timed on
+    guess_error: float | None = None  # the caller's x_init on the exact steps (scaled, worst)
 
 
 def _slope(t1: float, q1: int, t2: float, q2: int) -> float:
@@ -66,9 +67,14 @@ def _slope(t1: float, q1: int, t2: float, q2: int) -> float:
     return max(min(per, max(fit, per / 4)), 1e-12)
 
 
-def _sequential(ev: Evaluator, X, x0, ks, n: int, st: State) -> float:
+def _sizes(n: int) -> tuple[int, int]:
+    """The steps of the sequential probe's two calls."""
     q1 = max(1, min(n // _SEQ_FRACTION, _SEQ_MAX))
-    q2 = min(3 * q1, n - q1)
+    return q1, min(3 * q1, n - q1)
+
+
+def _sequential(ev: Evaluator, X, x0, ks, n: int, st: State) -> float:
+    q1, q2 = _sizes(n)
     t1 = t2 = math.inf
     for _ in range(2):
         t0 = TIMER()
@@ -153,11 +159,26 @@ def _update_cost(X, a: int, b: int, batch: tuple[int, ...], m: int) -> float:
     return best / (b - a)
 
 
+def _guess_error(xp, guess, exact) -> float:
+    """The largest scaled error ``|guess - exact| / (1 + |exact|)`` over steps and batch."""
+    err = xp.sqrt(sqnorm(xp, guess - exact)) / (1 + xp.sqrt(sqnorm(xp, exact)))
+    return float(xp.max(xp.reshape(err, (-1,))))
+
+
 def probe(ev: Evaluator, be, opts: Options, x0, X, ks, n: int, st: State) -> Probe:
-    """Run the probes (the first steps become exact: ``st.p`` advances); see the module doc."""
+    """Run the probes (the first steps become exact: ``st.p`` advances); see the module doc.
+
+    With the caller's guess of every state (``x_init``), its error on the probe's exact steps
+    is measured too (``guess_error``): whether it is the warm start the cost model assumes.
+    """
+    xp = be.xp
+    k = min(n, sum(_sizes(n)))
+    guess = xp.asarray(X[:k, ...], copy=True) if st.filled >= n else None
     t_seq = _sequential(ev, X, x0, ks, n, st)
+    error = None if guess is None else _guess_error(xp, guess, X[:k, ...])
     if st.p >= n:
-        return Probe(t_seq)
+        return Probe(t_seq, guess_error=error)
     out = _sweep(ev, be, opts, X, x0, ks, st.p, _PROBE_BUDGET * n * t_seq)
     out.t_seq = t_seq
+    out.guess_error = error
     return out

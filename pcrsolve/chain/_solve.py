@@ -33,10 +33,21 @@ _KIND = {
 }
 
 
+def exact_method(chain: Chain) -> str | None:
+    """The structured method a chain declares exact Newton (its private ``_exact_method``:
+    ``"diagonal"`` for a diagonal Jacobian, ``"block"`` for a block-diagonal one), or None."""
+    method = getattr(chain, "_exact_method", None)
+    return method if method in ("diagonal", "block") else None
+
+
 def auto_method(chain: Chain, fixed: bool) -> str | None:
-    """The parallel method ``"auto"`` weighs against the loop: Newton when the chain gives dense
+    """The parallel method ``"auto"`` weighs against the loop: the structured method the chain
+    declares exact Newton (:func:`exact_method`), else Newton when the chain gives dense
     Jacobians, else its block-diagonal or diagonal ones; None when it gives no Jacobians (in
     the fixed-iteration mode, which always sweeps: Jacobi)."""
+    exact = exact_method(chain)
+    if exact is not None:
+        return exact
     if any(has(chain, n) for n in ("jac", "jvp", "linearize", "_fused_pass")):
         return "newton"
     if has(chain, "jac_blocks"):
@@ -86,8 +97,10 @@ def solve_chain(
     method : {"auto", "newton", "diagonal", "block", "picard", "jacobi", "sequential", "band1"}, optional
         ``"auto"`` (default): the faster exact route by the cost model (see Notes): the
         sequential loop, or Newton sweeps (``"diagonal"`` sweeps when the chain gives only
-        ``jac_diag``; always the loop when it gives no Jacobians, since the Jacobian-free
-        methods converge only on special chains). The other values choose ``A_k`` of the
+        ``jac_diag``, and ``"diagonal"`` or ``"block"`` sweeps for a chain whose Jacobian is
+        diagonal or block diagonal, such as the structured cells of
+        :class:`~pcrsolve.adapters.RNN`; always the loop when it gives no Jacobians, since the
+        Jacobian-free methods converge only on special chains). The other values choose ``A_k`` of the
         linear step. ``"newton"``: the dense Jacobian (from ``linearize``, else ``jac``, else
         ``m`` ``jvp`` probes in one call); quadratic convergence, a linear chain in one
         iteration; Jacobian memory O(n m^2) (or O(window m^2)); on the CPU (NumPy states)
@@ -266,6 +279,7 @@ def solve_chain(
     if method == "auto":
         method = auto_method(chain, fixed) or "sequential"
     public = method  # the route's name (an order-r chain's loop may run another method)
+    exact = order == 1 and method == exact_method(chain)
     lifted = None
     if order > 1:  # solved as a first-order chain on the stacked state (see chain._order)
         method, mode = order_method(method)
@@ -332,6 +346,7 @@ def solve_chain(
         recurrence_method="pcr",
         method=public,
         auto=asked == "auto",
+        exact=exact,
     )
     out = solve(ev, be, opts, x, X, n, have_init=x_init is not None)
     return ChainSolution(

@@ -172,12 +172,18 @@ def sweep(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: fl
     return first_true(xp, over), max_err, xp.reshape(~f0_ok, (-1,))
 
 
-def block_steps(batch: tuple[int, ...], m: int, itemsize: int, fused: bool = False) -> int:
-    """Steps per block of a CPU pass over a chain: about ``_BLOCK_BYTES`` of dense Jacobians,
-    or, for a fused pass (no Jacobians), ``_FUSED_BLOCK_BYTES`` of states."""
+def block_steps(
+    batch: tuple[int, ...], m: int, itemsize: int, fused: bool = False, per_state: int | None = None
+) -> int:
+    """Steps per block of a CPU pass over a chain: about ``_BLOCK_BYTES`` of Jacobians, ``m``
+    numbers per state entry (dense) unless ``per_state`` says otherwise (1 for a diagonal, ``b``
+    for ``b x b`` blocks, 0 for none), or, for a fused pass (no Jacobians), about
+    ``_FUSED_BLOCK_BYTES`` of states."""
+    state = math.prod(batch) * m * itemsize
     if fused:
-        return max(_MIN_BLOCK, _FUSED_BLOCK_BYTES // (math.prod(batch) * m * itemsize))
-    return max(_MIN_BLOCK, _BLOCK_BYTES // (math.prod(batch) * m * m * itemsize))
+        return max(_MIN_BLOCK, _FUSED_BLOCK_BYTES // state)
+    per_state = m if per_state is None else max(per_state, 1)  # (the states themselves, at least)
+    return max(_MIN_BLOCK, _BLOCK_BYTES // (state * per_state))
 
 
 def sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, omega: float, prev):
@@ -195,7 +201,7 @@ def sweep_blocked(ev: Evaluator, be, opts: Options, X, x0, ks, p: int, e: int, o
 
     m, batch = ev.m, ev.batch
     B, s = math.prod(batch), e - p
-    c = block_steps(batch, m, X.dtype.itemsize, fused=ev.fused(opts.kind) is not None)
+    c = block_steps(batch, m, X.dtype.itemsize, ev.fused(opts.kind) is not None, ev.jacobian_size(opts.kind))
     F = ev.scratch("F", (s, *batch, m))
     dX = ev.scratch("dX", (s, *batch, m))
     carry = None
