@@ -35,7 +35,7 @@ PAIRS = (("auto", 5.0), ("pcr", 1.0))
 RECORDS = [
     *(_rec("linear", "batched tridiagonal", m, r, batch=4096, n=256) for m, r in PAIRS),
     *(_rec("linear", "one tridiagonal system", m, r / 3, batch=1, n=2**21) for m, r in PAIRS),
-    _rec("linear", "factored solve, tridiagonal", "auto", 3.0, batch=4096, n=256, backend="numba"),
+    _rec("linear", "factored solve, block tridiagonal", "auto", 3.0, batch=32, n=1024, backend="numba"),
     *(
         {
             "suite": "coldstart",
