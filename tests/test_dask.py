@@ -367,15 +367,16 @@ def test_demo_case_solves_a_chunked_system():
     import io
 
     from pcrsolve import _demo
+    from pcrsolve._demo import _linear
 
-    row = _demo.dask_chunked(n=1000, chunks=4, rounds=1)
+    row = _linear.dask_chunked(n=1000, chunks=4, rounds=1)
     assert row.error < 1e-12 and row.extra["chunks"] == (250,) * 4
     assert 10 <= row.extra["tasks"] <= 80
     out = io.StringIO()
     assert (
         _demo.main(
             file=out,
-            cases=[("Dask, sequence chunked", _demo.dask_chunked, {"n": 999, "chunks": 3, "rounds": 1})],
+            cases=[("Dask, sequence chunked", _linear.dask_chunked, {"n": 999, "chunks": 3, "rounds": 1})],
         )
         == 0
     )
