@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from pcrsolve._demo._chains import ddim_loop, ddim_problem
 from pcrsolve.adapters import DDIM, MLP, ResNet
 
 # ----------------------------------------------------------------------------- timing
@@ -275,68 +276,7 @@ def bench_resnet_training(quick: bool, rounds: int) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- DDIM
-
-
-def ring_of_gaussians(k: int = 8, radius: float = 2.0, std: float = 0.15):
-    """Means (k, 2) on a circle and the common standard deviation."""
-    ang = 2.0 * np.pi * np.arange(k) / k
-    return np.stack([radius * np.cos(ang), radius * np.sin(ang)], axis=1), std
-
-
-def optimal_denoiser(alpha_of_t: Callable[[np.ndarray], np.ndarray], mu: np.ndarray, std: float):
-    """The exact noise predictor ``eps(x_t, t)`` of an equal-weight isotropic Gaussian mixture.
-
-    ``x_t = sqrt(a) x_0 + sqrt(1 - a) eps``; with ``v = a std^2 + 1 - a`` the posterior mean is
-    ``E[x_0 | x_t] = sum_i r_i (mu_i + sqrt(a) std^2 / v (x_t - sqrt(a) mu_i))`` (``r``: the
-    components' posterior weights) and ``eps = (x_t - sqrt(a) E[x_0 | x_t]) / sqrt(1 - a)``.
-    Returns ``(eps, jvp)``, both vectorized over ``x (s, *batch, 2)`` and ``t (s,)``.
-    """
-    s2 = std * std
-
-    def parts(x, t):
-        a = alpha_of_t(np.asarray(t)).reshape((-1,) + (1,) * (x.ndim - 1))
-        sa = np.sqrt(a)
-        v = a * s2 + 1.0 - a
-        d = x[..., None, :] - sa[..., None] * mu  # (s, *batch, K, 2)
-        logit = -0.5 * np.sum(d * d, axis=-1) / v
-        r = np.exp(logit - logit.max(axis=-1, keepdims=True))
-        r /= r.sum(axis=-1, keepdims=True)
-        Ei = mu + (sa * s2 / v)[..., None] * d
-        return a, sa, v, d, r, Ei
-
-    def eps(x, t):
-        a, sa, _, _, r, Ei = parts(x, t)
-        E = np.sum(r[..., None] * Ei, axis=-2)
-        return (x - sa * E) / np.sqrt(1.0 - a)
-
-    def jvp(x, t, u):
-        a, sa, v, d, r, Ei = parts(x, t)
-        gu = -np.sum(d * u[..., None, :], axis=-1) / v
-        dr = r * (gu - np.sum(r * gu, axis=-1, keepdims=True))
-        dE = (sa * s2 / v) * u + np.sum(dr[..., None] * Ei, axis=-2)
-        return (u - sa * dE) / np.sqrt(1.0 - a)
-
-    return eps, jvp
-
-
-def ddim_problem(T: int):
-    """A linear-beta DDPM schedule of T steps, sampled at every step, and the ring denoiser."""
-    betas = np.linspace(1e-4, 0.02, T)
-    abar = np.cumprod(1.0 - betas)  # abar[t], t = 0 .. T-1
-    mu, std = ring_of_gaussians()
-    eps, jvp = optimal_denoiser(lambda t: abar[t], mu, std)
-    ts = np.arange(T - 1, -1, -1)
-    alpha_bar = np.r_[abar[ts], 1.0]
-    return eps, jvp, alpha_bar, ts
-
-
-def ddim_loop(eps, alpha_bar, ts, x):
-    """The sequential DDIM sampler (eta = 0), as users write it."""
-    for k in range(len(ts)):
-        a, a1 = alpha_bar[k], alpha_bar[k + 1]
-        e = eps(x[None], ts[k : k + 1])[0]
-        x = np.sqrt(a1) * (x - np.sqrt(1.0 - a) * e) / np.sqrt(a) + np.sqrt(1.0 - a1) * e
-    return x
+# The problem and the user's sampler loop are the demo's (pcrsolve._demo._chains).
 
 
 def bench_ddim(quick: bool, rounds: int) -> list[dict[str, Any]]:

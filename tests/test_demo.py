@@ -68,7 +68,7 @@ def test_ddim_case_matches_the_sampler_loop():
 
 def test_ring_denoiser_jvp_is_its_derivative():
     """The DDIM case's exact denoiser against central differences."""
-    eps, jvp = _chains._ring_denoiser(lambda t: np.linspace(0.05, 0.95, 10)[t])
+    eps, jvp = _chains.ring_denoiser(lambda t: np.linspace(0.05, 0.95, 10)[t])
     rng = np.random.default_rng(1)
     x, u, t = rng.standard_normal((10, 3, 2)), rng.standard_normal((10, 3, 2)), np.arange(10)
     h = 1e-6

@@ -9,7 +9,16 @@ import numpy as np
 
 from ._timing import Row, first_call
 
-__all__ = ["chain", "chain_note", "ddim_sampling", "mlp_adapter", "mlp_chain"]
+__all__ = [
+    "chain",
+    "chain_note",
+    "ddim_loop",
+    "ddim_problem",
+    "ddim_sampling",
+    "mlp_adapter",
+    "mlp_chain",
+    "ring_denoiser",
+]
 
 
 def mlp_chain(layers: int, width: int, seed: int = 3, gain: float = 0.5):
@@ -115,7 +124,7 @@ def mlp_adapter(layers: int = 4096, width: int = 8, rounds: int = 7, seed: int =
     )
 
 
-def _ring_denoiser(alpha_bar_of_t, k: int = 8, radius: float = 2.0, std: float = 0.15):
+def ring_denoiser(alpha_bar_of_t, k: int = 8, radius: float = 2.0, std: float = 0.15):
     """The exact noise predictor of ``k`` equal Gaussians on a circle in 2-D, and its ``J v``.
 
     ``x_t = sqrt(a) x_0 + sqrt(1 - a) eps``; with ``v = a std^2 + 1 - a`` the posterior mean is
@@ -151,32 +160,40 @@ def _ring_denoiser(alpha_bar_of_t, k: int = 8, radius: float = 2.0, std: float =
     return eps, jvp
 
 
+def ddim_problem(steps: int):
+    """A linear-beta DDPM schedule of ``steps`` steps, sampled at every step, and the ring denoiser.
+
+    Returns ``(eps, jvp, alpha_bar, ts)`` as :class:`pcrsolve.adapters.DDIM` takes them.
+    """
+    abar = np.cumprod(1.0 - np.linspace(1e-4, 0.02, steps))  # abar[t], t = 0 .. steps-1
+    eps, jvp = ring_denoiser(lambda t: abar[t])
+    ts = np.arange(steps - 1, -1, -1)
+    return eps, jvp, np.r_[abar[ts], 1.0], ts
+
+
+def ddim_loop(eps, alpha_bar, ts, x):
+    """The sequential DDIM sampler (eta = 0), as users write it."""
+    for k in range(len(ts)):
+        a, a1 = alpha_bar[k], alpha_bar[k + 1]
+        e = eps(x[None], ts[k : k + 1])[0]
+        x = np.sqrt(a1) * (x - np.sqrt(1.0 - a) * e) / np.sqrt(a) + np.sqrt(1.0 - a1) * e
+    return x
+
+
 def ddim_sampling(steps: int = 1000, rounds: int = 5, seed: int = 5) -> Row:
     """:class:`pcrsolve.adapters.DDIM` (``forward()``, Newton sweeps through the denoiser's
-    ``J v`` when they pay) against the sampler loop a user writes, for a linear-beta schedule
-    of ``steps`` steps and the exact denoiser of a ring of Gaussians."""
+    ``J v`` when they pay) against the sampler loop a user writes (:func:`ddim_problem`)."""
     import pcrsolve as pcr
     from pcrsolve.adapters import DDIM
 
-    abar = np.cumprod(1.0 - np.linspace(1e-4, 0.02, steps))
-    eps, jvp = _ring_denoiser(lambda t: abar[t])
-    ts = np.arange(steps - 1, -1, -1)
-    alpha_bar = np.r_[abar[ts], 1.0]
+    eps, jvp, alpha_bar, ts = ddim_problem(steps)
     ddim = DDIM(eps, alpha_bar, ts, denoiser_jvp=jvp)
     x0 = np.random.default_rng(seed).standard_normal(2)
-
-    def loop(x):
-        for k in range(steps):
-            a, a1 = alpha_bar[k], alpha_bar[k + 1]
-            e = eps(x[None], ts[k : k + 1])[0]
-            x = np.sqrt(a1) * (x - np.sqrt(1.0 - a) * e) / np.sqrt(a) + np.sqrt(1.0 - a1) * e
-        return x
-
     return _chain_row(
         "DDIM sampler (diffusion)",
         f"T = {steps}, 2-D",
         lambda: ddim.forward(x0),
-        loop,
+        lambda x: ddim_loop(eps, alpha_bar, ts, x),
         lambda: pcr.sequential_chain(ddim, x0, ddim.n_steps),
         x0,
         rounds,
