@@ -254,7 +254,12 @@ def test_more_steps_than_layers(rng, method, sweeps_only):
 @pytest.mark.kernels
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("act", ACTIVATIONS)
-def test_gradients_match_hand_backprop_and_the_generic_adjoint(rng, cls, act, threads):
+@pytest.mark.parametrize("loop", ["compiled", "blas"])  # blas: the wide layers' reverse loop
+def test_gradients_match_hand_backprop_and_the_generic_adjoint(rng, cls, act, loop, threads, monkeypatch):
+    from pcrsolve.adapters import _dense_fused
+
+    if loop == "blas":
+        monkeypatch.setattr(_dense_fused, "_compiled_pays", lambda *args: False)
     L, m, batch = 24, 4, (2, 3)
     W, b = network(rng, L, m, gain=0.6)
     net = make(cls, W, b, act, h=0.2)

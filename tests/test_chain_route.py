@@ -126,6 +126,28 @@ def test_choose_route_auto_takes_the_faster():
     assert route == "sequential" and "grows 1.49x" in why and "1e+03 sweeps" in why
 
 
+def test_auto_runs_a_short_loop_without_timing_a_sweep(rng, monkeypatch):
+    """A loop under SHORT_LOOP cannot pay for sweeps: "auto" runs it, an explicit method sweeps."""
+    route, why = choose_route(costs(1e-6, 1e-9, steps=1000), True, "newton")  # a 1 ms loop
+    assert route == "sequential" and "less than the fixed costs of sweeps" in why
+    assert choose_route(costs(1e-6, 1e-9, steps=1000), False, "newton")[0] == "parallel"
+    assert choose_route(costs(1e-6, 1e-9, steps=10_000), True, "newton")[0] == "parallel"
+    ch = mlp(rng, 50, 2)
+    x0 = rng.standard_normal(2)
+
+    def no_sweep(*args):
+        raise AssertionError("the probe timed a sweep for a short loop")
+
+    monkeypatch.setattr(_probe, "_sweep", no_sweep)
+    monkeypatch.setattr(_probe, "_sequential", lambda *args: (_real_sequential(*args), 1e-6)[1])
+    sol = pcr.solve_chain(ch, x0, 50)
+    assert sol.route == "sequential" and "fixed costs of sweeps" in sol.route_reason
+    assert_states(sol.states, hand_loop(ch, x0, 50), np.float64)
+
+
+_real_sequential = _probe._sequential
+
+
 def test_choose_route_explicit_method_sweeps_unless_over_budget():
     loop_per_step = 4e-6  # 4.6 sweeps of 1 us: 1.15x the loop, within the budget
     assert choose_route(costs(loop_per_step, 1e-6), False, "newton")[0] == "parallel"
@@ -169,7 +191,7 @@ def test_auto_runs_the_route_the_costs_favour(backend, rng, monkeypatch):
 
 
 def test_auto_prefers_newton_then_diagonal(rng, monkeypatch):
-    inject(monkeypatch, t_seq=10e-6, t_sweep=0.1e-6)
+    inject(monkeypatch, t_seq=100e-6, t_sweep=1e-6)  # a 10 ms loop: long enough to sweep
     ch = mlp(rng, 100, 2)
     x0 = np.ones(2)
     assert pcr.solve_chain(pcr.FunctionChain(ch.step, jvp=ch.jvp), x0, 100).route == "newton"

@@ -371,9 +371,9 @@ class DenseChain:
 
         On NumPy inputs with a built-in activation this is one compiled pass (parallel over
         the batch), whose activation comes from the C library (results may differ from
-        :meth:`step`'s in the last bit); for a wide batch, and on other array libraries, a
-        loop of whole-array operations per layer (NumPy's vectorized ``tanh`` then costs
-        less than the compiled loop's scalar calls).
+        :meth:`step`'s in the last bit); for a wide batch or wide layers, and on other array
+        libraries, a loop of whole-array operations per layer (NumPy's vectorized ``tanh`` and
+        BLAS products then cost less than the compiled loop's scalar ones).
 
         Parameters
         ----------

@@ -27,11 +27,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["BUDGET", "Costs", "choose_route", "expected_sweeps"]
+__all__ = ["BUDGET", "SHORT_LOOP", "Costs", "choose_route", "expected_sweeps"]
 
 # An explicitly requested parallel method still runs the loop at once when its sweeps are
 # predicted to cost more than this many times the loop (the cost guarantee of solve_chain).
 BUDGET = 2.0
+# Seconds: "auto" runs a loop shorter than this without timing a sweep. The probe's sweep and
+# the fixed costs of the few sweeps any method needs (about 0.1-0.3 ms each on a CPU) cost
+# about as much as the whole loop, so sweeps cannot win there.
+SHORT_LOOP = 1.5e-3
 # Fitted constants of the sweep forecast (see the module docstring).
 _NEWTON_BASE = 4.0
 _NEWTON_CURVE = 0.6
@@ -135,6 +139,11 @@ def choose_route(costs: Costs, auto: bool, method: str) -> tuple[str, str]:
     c = costs
     loop = c.steps * c.t_seq
     who = "auto" if auto else f"method={method!r}"
+    if auto and loop < SHORT_LOOP:
+        return "sequential", (
+            f"{who}: the loop costs {_us(c.t_seq)}/step, {_ms(loop)} for the {c.steps} steps left, "
+            f"less than the fixed costs of sweeps (under {_ms(SHORT_LOOP)} they cannot pay): the loop"
+        )
     if c.t_sweep is None:
         return "parallel", f"{who}: sweeps (their cost was not measured)"
     sweeps = expected_sweeps(c.kind, c.growth, c.drift, c.steps, c.tol, c.warm, c.exact)

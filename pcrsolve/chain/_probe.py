@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ._cost import SHORT_LOOP
 from ._eval import Evaluator
 from ._policy import TIMER, Options, State
 from ._sequential import run_sequential
@@ -176,7 +177,7 @@ def probe(ev: Evaluator, be, opts: Options, x0, X, ks, n: int, st: State) -> Pro
     guess = xp.asarray(X[:k, ...], copy=True) if st.filled >= n else None
     t_seq = _sequential(ev, X, x0, ks, n, st)
     error = None if guess is None else _guess_error(xp, guess, X[:k, ...])
-    if st.p >= n:
+    if st.p >= n or (opts.auto and (n - st.p) * t_seq < SHORT_LOOP):  # no sweep will run
         return Probe(t_seq, guess_error=error)
     out = _sweep(ev, be, opts, X, x0, ks, st.p, _PROBE_BUDGET * n * t_seq)
     out.t_seq = t_seq
