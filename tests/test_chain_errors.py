@@ -122,16 +122,16 @@ def test_wrong_step_output_shape():
 def test_wrong_jacobian_shape():
     chain = pcr.FunctionChain(lambda x, k: x, jac=lambda x, k: np.zeros(x.shape))
     # The first four steps run sequentially (to time the loop); the cost probe then evaluates
-    # a sweep on them.
+    # a sweep on them (an explicit method: "auto" runs so short a loop without a sweep).
     pattern = r"`chain.jac` must return shape \(s, \*batch, m, m\) = \(4, 3, 3\) for x_prev of shape \(4, 3\)"
     with pytest.raises(ValueError, match=pattern + r"; got shape \(4, 3\)"):
-        pcr.solve_chain(chain, np.zeros(3), 10)
+        pcr.solve_chain(chain, np.zeros(3), 10, method="newton")
     diag = pcr.FunctionChain(lambda x, k: x, jac_diag=lambda x, k: x[..., 0])
     with pytest.raises(ValueError, match=r"`chain.jac_diag` must return shape \(s, \*batch, m\)"):
         pcr.solve_chain(diag, np.zeros(3), 10, method="diagonal")
     jvp = pcr.FunctionChain(lambda x, k: x, jvp=lambda x, k, v: v[:1])
     with pytest.raises(ValueError, match=r"`chain.jvp` must return shape"):
-        pcr.solve_chain(jvp, np.zeros(3), 10)
+        pcr.solve_chain(jvp, np.zeros(3), 10, method="newton")
     seq = pcr.FunctionChain(lambda x, k: x, sequential=lambda x, a, b: np.zeros((b - a + 1, 3)))
     with pytest.raises(
         ValueError,
@@ -147,7 +147,7 @@ def test_wrong_step_output_dtype(rng):
         pcr.solve_chain(ch64, np.zeros(3, np.float32), 10)
     chain = pcr.FunctionChain(lambda x, k: x, jac=lambda x, k: np.zeros((*x.shape, 3), np.float32))
     with pytest.raises(TypeError, match=r"`chain.jac` must return the states' dtype float64; got float32"):
-        pcr.solve_chain(chain, np.zeros(3), 10)
+        pcr.solve_chain(chain, np.zeros(3), 10, method="newton")
 
 
 def test_sequential_hook_errors():

@@ -397,7 +397,7 @@ def test_wrong_callback_shapes(rng):
         pcr.solve_chain(bad_step, x0, 6, method="jacobi")
     bad_jac = pcr.FunctionChain(ch.step, jac=lambda x, k: ch.jac(x, k)[:, 0], order=2)  # one lag only
     with pytest.raises(ValueError, match=r"`chain.jac` .* one m x m block per lag"):
-        pcr.solve_chain(bad_jac, x0, 6)
+        pcr.solve_chain(bad_jac, x0, 6, method="newton")
     bad_dtype = pcr.FunctionChain(lambda x, k: ch.step(x, k).astype(np.float32), order=2)
     with pytest.raises(TypeError, match=r"`chain.step` must return the states' dtype float64"):
         pcr.sequential_chain(bad_dtype, x0, 6)
