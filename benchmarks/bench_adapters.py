@@ -32,28 +32,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _timing import interleaved
 
 from pcrsolve._demo._chains import ddim_loop, ddim_problem
 from pcrsolve.adapters import DDIM, MLP, ResNet
 
 # ----------------------------------------------------------------------------- timing
-
-
-def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, np.ndarray]:
-    for f in fns.values():  # warm-up: Numba compilation or cache load, first-call costs
-        f()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    return {name: np.array(t) for name, t in times.items()}
 
 
 def _row(bench: str, times: dict[str, np.ndarray], **extra: Any) -> dict[str, Any]:
@@ -123,7 +110,7 @@ def bench_mlp_forward(quick: bool, rounds: int) -> list[dict[str, Any]]:
         }
         fns = {"baseline": lambda W=W, b=b, x=x: _mlp_loop(W, b, x)}
         fns.update({name: f for name, (f, _) in ways.items()})
-        times = _interleaved(fns, rounds)
+        times = interleaved(fns, rounds)
         for name, (f, target) in ways.items():
             sol = f()
             err = float(np.max(np.abs(sol.states[-1] - ref)))
@@ -182,7 +169,7 @@ def bench_mlp_forward_backward(quick: bool, rounds: int) -> list[dict[str, Any]]
             dW, _, _ = _hand_forward_backward(W, b, x, g_out)
             err = float(np.max(np.abs(grads["weights"] - dW)) / max(np.max(np.abs(dW)), 1e-300))
             assert err < 1e-6, err
-            times = _interleaved(
+            times = interleaved(
                 {
                     "baseline": lambda W=W, b=b, x=x, g=g_out: _hand_forward_backward(W, b, x, g),
                     "pcrsolve": pcr_fb,
@@ -250,7 +237,7 @@ def bench_resnet_training(quick: bool, rounds: int) -> list[dict[str, Any]]:
             err = float(np.max(np.abs(Wp - Wr)))
             assert err < 1e-8, err
             sol = ResNet(W, b, "tanh", step_size=h).forward(X)
-            times = _interleaved(
+            times = interleaved(
                 {
                     "baseline": lambda W=W, b=b, X=X, Y=Y, h=h: _resnet_hand_step(W, b, X, Y, h, 0.1),
                     "pcrsolve": lambda W=W, b=b, X=X, Y=Y, h=h: _resnet_pcr_step(W, b, X, Y, h, 0.1),
@@ -290,7 +277,7 @@ def bench_ddim(quick: bool, rounds: int) -> list[dict[str, Any]]:
         "newton": lambda: ddim.forward(x, method="newton"),
         "picard": lambda: ddim.forward(x, method="picard"),
     }
-    times = _interleaved({"baseline": lambda: ddim_loop(eps, alpha_bar, ts, x), **ways}, rounds)
+    times = interleaved({"baseline": lambda: ddim_loop(eps, alpha_bar, ts, x), **ways}, rounds)
     rows = []
     for method, f in ways.items():
         sol = f()

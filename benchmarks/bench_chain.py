@@ -51,6 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _timing import interleaved
 
 if __name__ == "__main__":  # run as a script: use this checkout's pcrsolve, whatever is installed
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,18 +61,6 @@ import pcrsolve as pcr
 SUITE = "chain"
 
 # ----------------------------------------------------------------------------- timing
-
-
-def _interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, np.ndarray]:
-    for f in fns.values():  # warm-up: Numba compilation or cache load, first-call costs
-        f()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    return {name: np.array(t) for name, t in times.items()}
 
 
 def _ratios(times: dict[str, np.ndarray], baseline: str = "baseline") -> dict[str, float]:
@@ -157,7 +146,7 @@ def _mlp_row(
     sol = pcr.solve_chain(chain, x, L)
     err = float(np.max(np.abs(sol.states[-1] - _user_loop(W, b, x))))
     assert err < 1e-8, err
-    times = _interleaved(
+    times = interleaved(
         {"baseline": lambda: _user_loop(W, b, x), "pcrsolve": lambda: pcr.solve_chain(chain, x, L)}, rounds
     )
     r = _ratios(times)
@@ -204,7 +193,7 @@ def bench_library_loop(quick: bool, rounds: int) -> list[dict[str, Any]]:
         return y[0]
 
     assert np.allclose(step_calls(), pcr.sequential_chain(chain, x, L)[-1])
-    times = _interleaved(
+    times = interleaved(
         {
             "baseline": step_calls,
             "sequential_chain": lambda: pcr.sequential_chain(chain, x, L),
@@ -276,7 +265,7 @@ def bench_chaotic(quick: bool, rounds: int) -> list[dict[str, Any]]:
     chain = _Logistic()
     sol = pcr.solve_chain(chain, x0, n)
     assert np.array_equal(sol.states, _logistic_loop(x0, n)), "not the loop's answer"
-    times = _interleaved(
+    times = interleaved(
         {
             "baseline": lambda: pcr.sequential_chain(chain, x0, n),
             "loop": lambda: _logistic_loop(x0, n),
@@ -317,7 +306,7 @@ def bench_table(quick: bool, rounds: int) -> list[dict[str, Any]]:
             chain = _user_chain(W, b)
             sol = pcr.solve_chain(chain, x, L)
             assert np.max(np.abs(sol.states[-1] - _user_loop(W, b, x))) < 1e-8
-            times = _interleaved(
+            times = interleaved(
                 {
                     "baseline": lambda W=W, b=b, x=x: _user_loop(W, b, x),
                     "pcrsolve": lambda chain=chain, x=x, L=L: pcr.solve_chain(chain, x, L),
