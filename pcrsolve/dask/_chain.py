@@ -54,9 +54,8 @@ def _client(client):
         ) from None
 
 
-def _chunk_bounds(n: int, chunk_steps: int | None, client) -> list[tuple[int, int]]:
+def _chunk_bounds(n: int, chunk_steps: int | None, threads: int) -> list[tuple[int, int]]:
     if chunk_steps is None:
-        threads = sum(client.nthreads().values()) or 1
         chunk_steps = max(1, -(-n // (_CHUNKS_PER_THREAD * threads)))
     return [(a, min(n, a + chunk_steps)) for a in range(0, n, chunk_steps)]
 
@@ -192,57 +191,38 @@ def solve_chain(
         method=method,
     )
     spec = Spec(opts, backend, dtype, batch, m, new_solve_id())
-    bounds = _chunk_bounds(n, chunk_steps, client)
+    workers = client.scheduler_info()["workers"]
+    bounds = _chunk_bounds(n, chunk_steps, sum(w.get("nthreads", 1) for w in workers.values()) or 1)
     width = n if window is None else min(window, n)
     # Not in the fixed mode: the first steps run sequentially (they are exact) and time the loop.
     p1 = 0 if fixed or method == "sequential" else min(n, _PROBE_STEPS, bounds[0][1])
-    start = Decision("sweep", p1, opts.damping, 0, damping=opts.damping, edge=Edge({}, x, x))
+    template = Decision("sweep", p1, opts.damping, 0 if x_init is None else n, damping=opts.damping)
+    start: Any = template.but(edge=Edge({}, x, x))
     X0 = _initial(client, be, x, x_init, n, bounds, dtype)
     if x_init is not None:
-        start = _with_guess(client, start, x_init, x, bounds, n)
+        start = _with_guess(client, start, x_init, x, bounds)
     chain_f = client.scatter(chain, broadcast=True, hash=False)
-    run = Run(client, chain_f, spec, bounds, n, width, x, None, start)
+    run = Run(client, chain_f, spec, bounds, n, width, start, template, workers)
     if X0 is not None:
         run.X = X0(run.groups)
     why = _route_reason(asked, method)
 
     if n == 0:
+        msg = "nothing to solve (n_steps = 0)."
         return _solution(
-            run,
-            n,
-            x,
-            Outcome(start, run.X),
-            0,
-            0,
-            (),
-            "converged",
-            "nothing to solve (n_steps = 0).",
-            "sequential",
-            "n_steps = 0",
+            run, n, x, Outcome(template, run.X), 0, 0, (), "converged", msg, "sequential", "n_steps = 0"
         )
     if method == "sequential":
-        seq = run.sequential(0, run.X, start)
-        counts = _counts(client, seq)
+        out = Outcome(template, run.X, start, run.sequential(0, run.X, start))
+        msg = f"ran the {n} steps sequentially."
         return _solution(
-            run,
-            n,
-            x,
-            Outcome(start, run.X, seq, 0),
-            counts[0],
-            0,
-            (),
-            "sequential",
-            f"ran the {n} steps sequentially.",
-            "sequential",
-            why,
+            run, n, x, out, _counts(client, out.sequential), 0, (), "sequential", msg, "sequential", why
         )
     if p1:
         run.start = run.submit(tasks.probe, chain_f, spec, x, p1, start, group=0, priority=10)
     progress_bar = Progress(progress, max_iter if fixed else n, "solve_chain")
 
     def on_sweep(d: Decision) -> None:
-        if d.action == "error":
-            return
         progress_bar.update(d.sweeps, d.sweeps if fixed else d.q, n, d.residuals[-1])
         if callback is not None:
             callback(
@@ -258,7 +238,7 @@ def solve_chain(
             )
 
     try:
-        out = run.loop(p1, x_init is not None, on_sweep)
+        out = run.loop(p1, on_sweep)
     finally:
         progress_bar.close()
     return _finish(run, n, x, out, why)
@@ -284,7 +264,6 @@ def _finish(run: Run, n: int, x, out: Outcome, why: str) -> ChainSolution:
     if d.action == "converged":
         msg = f"converged in {d.iterations} iterations ({d.sweeps} sweeps)."
         return _solution(run, n, x, out, *d.counts, d.residuals, "converged", msg, route, why, iters)
-    source = run.rounds[max(run.rounds)].coupling if run.rounds else run.start
     if d.action == "done" and not (d.q < n and d.filled < n):
         converged = d.q >= n or last <= opts.default_tol
         msg = f"{d.sweeps} fixed sweeps (tol=0); the last update was {last:.3g}" + (
@@ -295,7 +274,7 @@ def _finish(run: Run, n: int, x, out: Outcome, why: str) -> ChainSolution:
         )
         status = "converged" if converged else "max_iter"
         return _solution(run, n, x, out, *d.counts, d.residuals, status, msg, route, why, iters, converged)
-    out.start, out.sequential = d.q, run.sequential(d.q, out.X, source)
+    out.sequential = run.sequential(d.q, out.X, out.source)
     extra = _counts(run.client, out.sequential)
     if d.action == "done":
         msg = (
@@ -305,14 +284,14 @@ def _finish(run: Run, n: int, x, out: Outcome, why: str) -> ChainSolution:
     else:
         msg = f"finished steps {d.q}..{n - 1} with the sequential loop after {d.sweeps} sweeps: {d.reason}."
     return _solution(
-        run, n, x, out, d.counts[0] + extra[0], d.counts[1], d.residuals, "sequential", msg, route, why, iters
+        run, n, x, out, d.counts[0] + extra, d.counts[1], d.residuals, "sequential", msg, route, why, iters
     )
 
 
-def _counts(client, seq: dict[int, Any]) -> tuple[int, int]:
+def _counts(client, seq: dict[int, Any]) -> int:
     """Step evaluations of the plain loop's tasks (waits for them: the solve is eager)."""
     smalls = client.gather([client.submit(operator.getitem, f, 1, pure=False) for f in seq.values()])
-    return sum(s[0] for s in smalls), 0
+    return sum(s[0] for s in smalls)
 
 
 def _initial(client, be, x, x_init, n, bounds, dtype):
@@ -340,10 +319,9 @@ def _pack(*arrays):
     return tuple(arrays)
 
 
-def _with_guess(client, start: Decision, x_init, x, bounds, n) -> Any:
-    """The first decision with every chunk's last state from ``x_init`` (and every step filled)."""
+def _with_guess(client, start: Decision, x_init, x, bounds) -> Any:
+    """The first decision with every chunk's last state from ``x_init``."""
     ends = [b - 1 for _, b in bounds]
-    start = start.but(filled=n)
     if isinstance(x_init, da.Array):
         rows = client.compute(x_init[ends].astype(x.dtype))
         return client.submit(_start_with_rows, start, rows, pure=False)
@@ -353,6 +331,10 @@ def _with_guess(client, start: Decision, x_init, x, bounds, n) -> Any:
 def _start_with_rows(start: Decision, rows) -> Decision:
     edge = start.edge
     return start.but(edge=Edge({j: rows[j] for j in range(rows.shape[0])}, edge.src, edge.x0, edge.rows))
+
+
+def _lazy(func, *args, dask_key_name: str):
+    return dask.delayed(func, pure=False)(*args, dask_key_name=dask_key_name)
 
 
 def _solution(
@@ -371,14 +353,18 @@ def _solution(
     converged=True,
 ) -> ChainSolution:
     meta = np.empty((0,) * (x.ndim + 1), dtype=x.dtype)
-    G = len(run.groups)
+    G, sid = len(run.groups), run.spec.solve
     parts = []
     for j, (a, b) in enumerate(run.bounds):
+        # Named explicitly: deriving names by hashing the futures costs milliseconds per chunk.
         if j in out.sequential:
-            ref = dask.delayed(operator.getitem, pure=True)(out.sequential[j], 0)
+            ref = _lazy(operator.getitem, out.sequential[j], 0, dask_key_name=f"pcrsolve-chain-{sid}-{j}")
         else:
-            ref = dask.delayed(tasks.chunk_of, pure=True)(out.X[j % G], j // G)
-        parts.append(da.from_delayed(ref, shape=(b - a, *x.shape), dtype=x.dtype, meta=meta))
+            ref = _lazy(tasks.chunk_of, out.X[j % G], j // G, dask_key_name=f"pcrsolve-chain-{sid}-{j}")
+        shape = (b - a, *x.shape)
+        parts.append(
+            da.from_delayed(ref, shape=shape, dtype=x.dtype, meta=meta, name=f"pcrsolve-states-{sid}-{j}")
+        )
     states = da.concatenate(parts, axis=0) if parts else da.empty((0, *x.shape), dtype=x.dtype)
     return ChainSolution(
         states,

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from .. import _backend
 from ..chain._eval import Evaluator
 from ..chain._policy import Options
@@ -29,7 +31,6 @@ __all__ = [
     "Summary",
     "Window",
     "group_arrays",
-    "window_of",
 ]
 
 
@@ -105,12 +106,25 @@ class Summary:
 
 @dataclass(frozen=True)
 class Small:
-    """The small part of a chunk's completion, for the decision task."""
+    """The small part of a chunk's completion, for the decision.
+
+    The decision needs the largest scaled update of the sweep and the first step whose
+    update exceeds a threshold that depends on it; a chunk sends its largest update and the
+    steps where the running maximum of its updates rises (a few, not one per step).
+    """
 
     active: bool  # updated in this sweep (else: evaluated ahead of a prefix that passed it)
-    err: Any  # (s,) float64 scaled updates of the active steps, or None
-    f0_bad: Any  # (B,) bool for the sweep's first chunk (its first step not finite), else None
-    evals: tuple[int, int, float]
+    rows: int = 0  # active steps
+    peak: float = 0.0  # largest scaled update (inf: non-finite values held back)
+    rises: Any = None  # (k,) int: offsets in the chunk's active steps where the running max rises
+    levels: Any = None  # (k,) float64: the running maximum there (the sweep's exact first step left out)
+    f0_bad: Any = None  # (B,) bool for the sweep's first chunk (its first step not finite), else None
+    evals: tuple[int, int, float] = (0, 0, 0.0)
+
+    def first_over(self, threshold: float) -> int | None:
+        """The first active step (offset) whose update exceeds ``threshold``, or None."""
+        hit = np.flatnonzero(self.levels > threshold) if self.levels is not None else ()
+        return int(self.rises[hit[0]]) if len(hit) else None
 
 
 @dataclass
@@ -151,7 +165,8 @@ class Decision:
     loop from ``q``; ``reason`` says why), ``"done"`` (the fixed sweeps ran), ``"error"``
     (the chain itself is not finite at step ``bad[0]``, batch element ``bad[1]``). ``q`` is
     the converged prefix: the next sweep starts there (at the chunk start at or before it,
-    not before ``p + 1``, when the next round was submitted ahead of this decision).
+    not before the last sweep's start plus one, when the next round was submitted ahead of
+    this decision, see :func:`._chain_reduce.start_of`).
     """
 
     action: str
@@ -167,7 +182,6 @@ class Decision:
     sweep_times: tuple[float, ...] = ()
     first_eval: float = 0.0
     t_step: float | None = None
-    t_done: float = 0.0  # wall clock when decided (the next sweep's time is measured from it)
     counts: tuple[int, int] = (0, 0)
     window: tuple[int, int] = (0, 0)  # the sweep just decided
     reason: str | None = None
@@ -176,15 +190,6 @@ class Decision:
 
     def but(self, **changes) -> Decision:
         return replace(self, **changes)
-
-
-def window_of(plan: Any, n: int, width: int) -> Window | None:
-    """The steps a round evaluates: the plan itself, or after a decision its next sweep's."""
-    if isinstance(plan, Window):
-        return plan
-    if plan.action != "sweep":
-        return None
-    return Window(plan.q, min(n, plan.q + width))
 
 
 def group_arrays(X: Any, k: int) -> tuple[Any, ...]:

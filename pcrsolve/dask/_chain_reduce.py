@@ -1,35 +1,34 @@
-"""The two small tasks of a distributed sweep: coupling the chunks, and deciding what next.
+"""The decision after a sweep, and the small task that couples the chunks of a sweep.
 
 :func:`couple` runs once the chunks of a sweep are evaluated: from their summaries it solves
 the carries ``c_j = Phi_j c_{j-1} + y_j`` (the linear step's value entering each chunk) and
-each chunk's new last state. :func:`decide` runs once they are completed: from their errors
-it advances the converged prefix and applies the single machine's rules (acceptance
-threshold, damping on trouble, cost rules that stop for the plain loop). Both see only small
-numbers. The client fetches the decision, nothing else, once per sweep.
+each chunk's new last state. :func:`advance` decides a sweep from its chunks' smalls: how far
+the converged prefix advanced (the single machine's acceptance threshold) and the damping on
+trouble. The client runs it on the smalls it fetches, adding the cost rules, which need its
+clock; a round submitted before the decision of the sweep before it runs it in its coupling
+task, on the same smalls, and gets the same answer.
 
-A round may be submitted before the decision of the sweep before it (see
-:mod:`._chain_run`): its chunks are then evaluated from ``lo``, one step past the previous
-sweep's start, and the sweep starts at the converged prefix rounded down to a chunk start
-(not below ``lo``), where the evaluations made are exactly those a sweep from there needs.
-The steps between that chunk start and the prefix are swept once more.
+Such a round's chunks are evaluated from ``lo``, one step past the previous sweep's start,
+and the sweep starts at the converged prefix rounded down to a chunk start (not below
+``lo``), where the evaluations made are exactly those a sweep from there needs. The steps
+between that chunk start and the prefix are swept once more.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
 
 from .. import _backend
 from ..chain._blocks import from_blocks, to_blocks
-from ..chain._policy import MIN_DAMPING, Options, State, should_stop, threshold
+from ..chain._policy import MIN_DAMPING, Options, threshold
 from ..chain._sequential import first_true
 from ..chain._sweep import sqnorm
 from ._chain_data import Coupling, Decision, Edge, Spec
 
-__all__ = ["couple", "decide", "start_of"]
+__all__ = ["active_chunks", "advance", "couple", "start_of"]
 
 
 def start_of(q: int, lo: int | None, bounds) -> int:
@@ -54,23 +53,31 @@ def _advance(xp, kind: str, phi, c, end):
     return phi * c + end
 
 
-def couple(
-    spec: Spec, n: int, width: int, bounds, lo: int | None, prev: Decision, source, *groups
-) -> Coupling:
-    """The carries of a sweep from its chunks' summaries (``groups``: one dict per group).
+def active_chunks(bounds, p: int, e: int) -> tuple[int, ...]:
+    """The chunks holding steps of ``[p, e)``."""
+    return tuple(j for j, (a, b) in enumerate(bounds) if b > p and a < e)
 
-    ``prev``: the decision before this sweep (where it starts, the damping); ``source``: the
-    round before's :class:`Coupling` (or the first :class:`Decision`), whose edge states
-    this one carries forward for chunks not swept yet.
+
+def couple(
+    spec: Spec, n: int, width: int, bounds, lo: int | None, prev: Decision, source, k: int, *parts
+) -> Coupling:
+    """The carries of a sweep from its chunks' summaries.
+
+    ``parts``: ``k`` dicts of summaries (one per group), then, when the sweep before was not
+    decided yet (``lo`` given), that sweep's smalls (one dict per group): the decision is
+    taken here as on the client. ``prev``: the decision before (that one, or this sweep's
+    when it is known); ``source``: the round before's :class:`Coupling` (or the first
+    :class:`Decision`), whose edge states this one carries forward for chunks not swept yet.
     """
+    if len(parts) > k:
+        # The sweep before started at lo - 1: decide it as the client does.
+        prev = advance(spec, n, bounds, prev, lo - 1, min(n, lo - 1 + width), _merge(parts[k:]))
     if prev.action != "sweep":
         return Coupling(False)
-    summaries: dict[int, Any] = {}
-    for g in groups:
-        summaries.update(g)
+    summaries = _merge(parts[:k])
     p = start_of(prev.q, lo, bounds)
     e = min(n, p + width)
-    active = tuple(j for j, (a, b) in enumerate(bounds) if b > p and a < e)
+    active = active_chunks(bounds, p, e)
     ref = summaries[active[0]]
     xp = _backend.resolve({"end": ref.end}, spec.backend).xp
     kind, batch, m, omega = spec.opts.kind, spec.batch, spec.m, prev.omega
@@ -105,66 +112,62 @@ def couple(
     return Coupling(True, p, e, omega, active, carry, tail, Edge(last, src), filled)
 
 
-def decide(spec: Spec, n: int, cap: int, prev: Decision, coupling: Coupling, *groups) -> Decision:
-    """The decision after a sweep, from its chunks' smalls (``groups``: one dict per group)."""
-    if prev.action != "sweep" or not coupling.sweeping:
-        return prev
-    opts: Options = spec.opts
-    smalls: dict[int, Any] = {}
+def _merge(groups) -> dict[int, Any]:
+    out: dict[int, Any] = {}
     for g in groups:
-        smalls.update(g)
-    counts = (
-        prev.counts[0] + sum(s.evals[0] for s in smalls.values()),
-        prev.counts[1] + sum(s.evals[1] for s in smalls.values()),
+        out.update(g)
+    return out
+
+
+def advance(spec: Spec, n: int, bounds, prev: Decision, p: int, e: int, smalls: dict[int, Any]) -> Decision:
+    """The decision after the sweep over ``[p, e)``, from its chunks' smalls.
+
+    Deterministic (the client and a coupling task get the same answer); the cost rules,
+    which need the client's clock, are not applied here.
+    """
+    opts: Options = spec.opts
+    active = active_chunks(bounds, p, e)
+    out = prev.but(
+        sweeps=prev.sweeps + 1,
+        window=(p, e),
+        filled=max(prev.filled, bounds[active[-1]][1]),
+        counts=(
+            prev.counts[0] + sum(s.evals[0] for s in smalls.values()),
+            prev.counts[1] + sum(s.evals[1] for s in smalls.values()),
+        ),
+        edge=None,
+        reason=None,
     )
-    t_eval = max((s.evals[2] for s in smalls.values()), default=0.0)
-    p, e = coupling.p, coupling.e
-    now = time.time()
-    first = smalls[coupling.active[0]]
-    out = prev.but(counts=counts, window=(p, e), sweeps=prev.sweeps + 1, t_done=now, edge=None)
-    out.filled = coupling.filled
-    if first.f0_bad is not None and bool(np.any(first.f0_bad)):
-        return out.but(action="error", bad=(p, int(first_true(np, first.f0_bad))))
-    err = np.concatenate([smalls[j].err for j in coupling.active])
-    max_err = float(err.max()) if err.size else 0.0
-    out.residuals = (*prev.residuals, max_err)
+    f0_bad = smalls[active[0]].f0_bad
+    if f0_bad is not None and bool(np.any(f0_bad)):
+        return out.but(action="error", bad=(p, int(first_true(np, f0_bad))))
+    peak = max(smalls[j].peak for j in active)
+    out.residuals = (*prev.residuals, peak)
     if opts.fixed:
-        out.q = p + 1
-        out.omega = opts.damping
-        out.action = "sweep" if out.sweeps < cap else "done"
-        return out
-    before = prev.residuals[-1] if prev.residuals else None
-    over = np.flatnonzero(err[1:] > threshold(np, opts, max_err, before))
-    n_ok = 1 + int(over[0]) if over.size else int(err.size)
-    out.q = p + n_ok
-    out.iterations = prev.iterations + (max_err > opts.tol)
+        cap = min(opts.max_iter, n)
+        return out.but(q=p + 1, omega=opts.damping, action="sweep" if out.sweeps < cap else "done")
+    thr = threshold(np, opts, peak, prev.residuals[-1] if prev.residuals else None)
+    n_ok, offset = None, 0
+    for j in active:
+        hit = smalls[j].first_over(thr)
+        if hit is not None:
+            n_ok = offset + hit
+            break
+        offset += smalls[j].rows
+    out.q = p + (offset if n_ok is None else n_ok)
+    out.iterations = prev.iterations + (peak > opts.tol)
     out.prefixes = (*prev.prefixes, out.q)
-    if prev.sweeps:
-        out.sweep_times = (*prev.sweep_times, now - prev.t_done)
-    else:  # as on one machine: the first sweep's one-off costs are not counted, only its evaluations
-        out.first_eval = t_eval
-    if max_err == math.inf and n_ok <= 1:  # damping on trouble, as on one machine
+    if not prev.sweeps:  # as on one machine: the first sweep's one-off costs are not counted
+        out.first_eval = max((s.evals[2] for s in smalls.values()), default=0.0)
+    if peak == math.inf and out.q - p <= 1:  # damping on trouble, as on one machine
         out.trouble, out.damping = prev.trouble + 1, max(prev.damping / 2, MIN_DAMPING)
     else:
         out.trouble, out.damping = 0, min(prev.damping * 2, opts.damping)
     out.omega = out.damping
     if out.q >= n:
         out.action = "converged"
-        return out
-    if opts.max_iter is not None and out.sweeps >= opts.max_iter:
+    elif opts.max_iter is not None and out.sweeps >= opts.max_iter:
         out.action, out.reason = "stop", f"max_iter = {opts.max_iter} sweeps did not converge"
-        return out
-    st = State(
-        p=out.q,
-        sweeps=out.sweeps,
-        iterations=out.iterations,
-        damping=out.damping,
-        trouble=out.trouble,
-        sweep_times=list(out.sweep_times),
-        first_eval=out.first_eval,
-        prefixes=list(out.prefixes),
-        t_step=out.t_step,
-    )
-    reason = should_stop(st, opts, n, list(out.residuals))
-    out.action, out.reason = ("sweep", None) if reason is None else ("stop", reason)
+    else:
+        out.action = "sweep"
     return out

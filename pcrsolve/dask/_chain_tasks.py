@@ -38,8 +38,8 @@ from ._chain_data import (
     Small,
     Spec,
     Summary,
+    Window,
     group_arrays,
-    window_of,
 )
 from ._recurrence import _product
 from ._threads import kernel_slot
@@ -145,7 +145,7 @@ def _evaluate_group(chain, spec: Spec, chunks: Chunks, X, edge: Edge, window) ->
     ev = be = None
     out = {}
     for i, (j, a, b) in enumerate(chunks):
-        if window is None or b <= window.lo or a >= window.hi:
+        if b <= window.lo or a >= window.hi:
             continue
         if ev is None:
             ev, be = spec.evaluator(chain, _reference(arrays, edge))
@@ -155,18 +155,15 @@ def _evaluate_group(chain, spec: Spec, chunks: Chunks, X, edge: Edge, window) ->
     return out
 
 
-def evaluate(chain, spec: Spec, round_: int, chunks: Chunks, X, source, plan, n: int, width: int):
-    """A group's evaluations for round ``round_``: ``{j: Summary}`` for its chunks in the window.
+def evaluate(chain, spec: Spec, round_: int, chunks: Chunks, X, source, window: Window):
+    """A group's evaluations for round ``round_``: ``{j: Summary}`` for its chunks in ``window``.
 
     ``X``: the group's iterates; ``source``: the previous round's :class:`Coupling` (or the
-    first round's :class:`Decision`), whose ``edge`` holds the neighbours' states; ``plan``:
-    the steps to evaluate, a :class:`Window`, or the previous :class:`Decision` (its next
-    sweep's steps; none when it stopped). The large parts stay in this worker's cache.
+    first round's :class:`Decision`), whose ``edge`` holds the neighbours' states. The large
+    parts stay in this worker's cache (:mod:`._stash`) for :func:`complete`.
     """
     out = {}
-    for j, (E, summary) in _evaluate_group(
-        chain, spec, chunks, X, source.edge, window_of(plan, n, width)
-    ).items():
+    for j, (E, summary) in _evaluate_group(chain, spec, chunks, X, source.edge, window).items():
         _stash.put(spec.solve, round_, j, E)
         out[j] = summary
     return out
@@ -213,30 +210,40 @@ def _complete_chunk(spec: Spec, E: Evaluated, c, poison_in, omega: float, first:
             keep | poisoned, xp.asarray(math.inf, dtype=ndx.dtype), xp.sqrt(ndx) / (1 + xp.sqrt(nx))
         )
         err = xp.max(xp.reshape(err, (s, -1)), axis=1) if batch else err
-    return out, Small(True, host(err), None if f0_bad is None else host(f0_bad, bool), E.evals)
+    err = host(err)
+    rest = err[1:] if first else err  # the sweep's first step is exact: never the one that stops it
+    rmax = np.maximum.accumulate(rest) if rest.size else rest
+    rises = np.flatnonzero(np.concatenate([[True], rmax[1:] > rmax[:-1]])) if rest.size else np.zeros(0, int)
+    small = Small(
+        True,
+        int(err.size),
+        float(err.max()) if err.size else 0.0,
+        rises + (1 if first else 0),
+        rmax[rises],
+        None if f0_bad is None else host(f0_bad, bool),
+        E.evals,
+    )
+    return out, small
 
 
-def complete(
-    chain, spec: Spec, round_: int, chunks: Chunks, X, source, plan, coupling: Coupling, n: int, width: int
-):
+def complete(chain, spec: Spec, round_: int, chunks: Chunks, X, source, window: Window, coupling: Coupling):
     """A group's completions for round ``round_``: a :class:`Packed` of its new iterates.
 
     Takes each evaluated chunk's large part from this worker's cache, or, when this process
     does not hold it, evaluates the chunk again from the same arguments as :func:`evaluate`.
     """
     edge = source.edge
-    window = window_of(plan, n, width)
     arrays = list(group_arrays(X, len(chunks)))
     smalls: dict[int, Small] = {}
     xp = _backend.resolve({"x": _reference(tuple(arrays), edge)}, spec.backend).xp
     again = None
     for i, (j, a, b) in enumerate(chunks):
-        evaluated = window is not None and b > window.lo and a < window.hi
+        evaluated = b > window.lo and a < window.hi
         E = _stash.take(spec.solve, round_, j) if evaluated else None
         if not (coupling.sweeping and j in coupling.carry):
             arrays[i] = _fill(xp, spec, arrays[i], edge, a, b, False)
             if evaluated:  # evaluated ahead of a prefix that passed it: only its counts remain
-                smalls[j] = Small(False, None, None, E.evals if E is not None else (0, 0, 0.0))
+                smalls[j] = Small(False, evals=E.evals if E is not None else (0, 0, 0.0))
             continue
         if E is None:  # not in this process's cache: evaluate again (counted as evaluations)
             if again is None:
