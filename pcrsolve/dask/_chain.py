@@ -1,18 +1,21 @@
 """``pcrsolve.dask.solve_chain``: the chain solver's sweeps on a ``dask.distributed`` cluster.
 
-The steps are split into chunks whose iterates live on the workers (futures), a few chunks
-per worker thread; the chain is scattered to every worker once. One sweep is a round of
-``3 G + 2`` tasks for the ``G`` groups of chunks still swept (see :mod:`._chain_run`); the
-client fetches one small decision per sweep, and the next round is already with the
-scheduler. Chunks behind the converged prefix are frozen and drop out; their futures are the
-result. The loop's rules (tolerances, damping on trouble, the cost rules that switch to the
-plain loop) are the single machine's, from :mod:`pcrsolve.chain._policy`.
+The steps are split into chunks whose iterates live on the workers (futures); the chain is
+scattered to every worker once. One sweep submits, for every active chunk, an evaluation that
+reduces the chunk's part of the linear step locally (:func:`._chain_tasks.evaluate`), one small
+task for the carries between chunks, a completion per chunk, and one small task that decides
+how far the converged prefix advanced: the client waits for that one result (a few numbers)
+per sweep. Chunks behind the prefix are frozen and drop out; their futures are the result.
+The loop's rules (tolerances, damping on trouble, the cost rules that switch to the plain loop)
+are the single machine's, from :mod:`pcrsolve.chain._policy`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,22 +24,21 @@ import dask.array as da
 import numpy as np
 
 from .. import _backend, _validation
+from ..chain import _policy
 from ..chain import _validation as check
-from ..chain._policy import Options
+from ..chain._policy import MIN_DAMPING, Options, State
 from ..chain._progress import Progress
 from ..chain._protocol import Chain, ChainSolution
+from ..chain._sequential import nonfinite_error
 from ..chain._solve import _KIND, CHAIN_METHODS, auto_method
 from . import _chain_tasks as tasks
-from ._chain_data import Decision, Edge, Spec
-from ._chain_run import Outcome, Run, new_solve_id
 
 __all__ = ["solve_chain"]
 
 _PROBE_STEPS = 3
-# Default chunking: about this many chunks per worker thread. Each thread's chunks are spread
-# along the chain (round robin), so as the converged prefix advances every thread keeps about
-# the same share of the steps still swept; their tasks are one per thread either way.
-_CHUNKS_PER_THREAD = 4
+# Default chunking: about this many chunks per worker thread (fewer steps per chunk lets frozen
+# chunks drop out sooner; more tasks cost scheduler time).
+_CHUNKS_PER_THREAD = 1
 
 
 def _client(client):
@@ -54,10 +56,137 @@ def _client(client):
         ) from None
 
 
-def _chunk_bounds(n: int, chunk_steps: int | None, threads: int) -> list[tuple[int, int]]:
+def _chunk_bounds(n: int, chunk_steps: int | None, client) -> list[tuple[int, int]]:
     if chunk_steps is None:
+        threads = sum(client.nthreads().values()) or 1
         chunk_steps = max(1, -(-n // (_CHUNKS_PER_THREAD * threads)))
     return [(a, min(n, a + chunk_steps)) for a in range(0, n, chunk_steps)]
+
+
+class _Run:
+    """The client's view of one distributed solve: chunk futures, counters, the sweep.
+
+    ``X[j]`` is a future of chunk ``j``'s iterate: an array, or after a sweep the pair
+    ``(iterate, small)`` its completion returned (unpacked on the workers, see
+    :func:`._chain_tasks.unpack`), so that no task is spent splitting it. ``small[j]`` is a
+    future of that ``small`` part (errors, counts, the chunk's last state), or None.
+    """
+
+    def __init__(self, client, chain_f, spec, bounds, X, x0, ev_counts) -> None:
+        self.client, self.chain_f, self.spec, self.bounds = client, chain_f, spec, bounds
+        self.X = X  # futures, one per chunk
+        self.small: list[Any] = [None] * len(bounds)
+        self.x0 = x0
+        self.n_step_evals, self.n_jac_evals = ev_counts
+        # Each chunk has a home worker (round robin), where its tasks are asked to run: the
+        # chunks stay spread over the cluster instead of piling up where their inputs were
+        # made. Only a preference: another worker takes over if the home one is lost.
+        workers = sorted(client.scheduler_info()["workers"]) or [None]
+        self.homes = [workers[j % len(workers)] for j in range(len(bounds))]
+
+    def submit(self, func, *args, home: int | None = None, **kwargs):
+        if home is not None and self.homes[home] is not None:
+            kwargs.update(workers=[self.homes[home]], allow_other_workers=True)
+        return self.client.submit(func, *args, pure=False, **kwargs)
+
+    def item(self, fut, i, home: int | None = None):
+        return self.submit(operator.getitem, fut, i, home=home)
+
+    def set(self, j: int, X) -> None:
+        self.X[j], self.small[j] = X, None
+
+    def chunk_of(self, step: int) -> int:
+        return next(j for j, (a, b) in enumerate(self.bounds) if a <= step < b)
+
+    def state_before(self, p: int):
+        """The state before step ``p``: ``x0`` or a future of it."""
+        if p == 0:
+            return self.x0
+        j = self.chunk_of(p - 1)
+        return self.submit(tasks.row, self.X[j], p - 1 - self.bounds[j][0], home=j)
+
+    def fill(self, st: State, e: int) -> None:
+        """Chunks entering a window for the first time start from the latest state (as on one
+        machine: the state before the first step not filled yet)."""
+        if e <= st.filled:
+            return
+        src = self.state_before(st.filled)
+        for j, (a, b) in enumerate(self.bounds):
+            if a >= st.filled and a < e:
+                self.set(j, self.submit(tasks.initial, src, b - a, home=j))
+        st.filled = max(st.filled, self.bounds[self.chunk_of(e - 1)][1])
+
+    def sweep(self, p: int, e: int, omega: float, prev: float | None):
+        """One distributed sweep over the chunks that hold steps ``[p, e)``.
+
+        The sweep's tasks go to the scheduler as one graph (one message, not one per task):
+        per chunk an evaluation, its summary, a completion and the completion's small part;
+        one carries task and one decision. Returns ``(n_ok, max_err, bad_element, t_eval)``,
+        ``t_eval`` the longest chunk's evaluation time (the sweep without scheduling costs).
+        """
+        active = [j for j, (a, b) in enumerate(self.bounds) if b > p and a < e]
+        kind = self.spec.opts.kind
+        evals, summaries, before = [], [], self.state_before(p)
+        for i, j in enumerate(active):
+            a = self.bounds[j][0]
+            with self.at(j):
+                if i == 0:
+                    prev_state = before
+                else:  # the last state of the chunk before: from its completion, when it has one
+                    k = active[i - 1]
+                    prev_state = (
+                        self.small[k] if self.small[k] is not None else self.task(tasks.row)(self.X[k], -1)
+                    )
+                ev = self.task(tasks.evaluate)(self.chain_f, self.spec, self.X[j], prev_state, a, max(a, p))
+                evals.append(ev)
+                summaries.append(self.task(tasks.summary)(ev))
+        carry = self.task(tasks.carries)(kind, *summaries)
+        outs, smalls = [], []
+        for i, j in enumerate(active):
+            a = self.bounds[j][0]
+            with self.at(j):
+                out = self.task(tasks.complete)(
+                    self.spec, evals[i], self.X[j], carry, i, omega, i == 0, a, max(a, p)
+                )
+                outs.append(out)
+                smalls.append(out[1])
+        decided = self.task(tasks.decide)(self.spec.opts, prev, *smalls)
+        futures = self.client.compute([*outs, *smalls, decided])
+        k = len(active)
+        for i, j in enumerate(active):
+            self.X[j], self.small[j] = futures[i], futures[k + i]
+        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = futures[-1].result()  # the one round trip
+        self.n_step_evals += s_evals
+        self.n_jac_evals += j_evals
+        return n_ok, max_err, bad, t_eval
+
+    @staticmethod
+    def task(func):
+        return dask.delayed(func, pure=False)
+
+    def at(self, j: int):
+        """Annotate the tasks built inside: run them on chunk ``j``'s home worker if it is there."""
+        if self.homes[j] is None:
+            return contextlib.nullcontext()
+        return dask.annotate(workers=[self.homes[j]], allow_other_workers=True)
+
+    def sequential(self, p: int, n: int) -> None:
+        """The plain loop from step ``p``: a chain of per-chunk tasks, one state passed along."""
+        prev = self.state_before(p)
+        counts = []
+        for j in range(self.chunk_of(p), len(self.bounds)):
+            a, b = self.bounds[j]
+            out = self.submit(
+                tasks.sequential, self.chain_f, self.spec, self.X[j], prev, a, max(a, p), b - a, home=j
+            )
+            self.set(j, self.item(out, 0, home=j))
+            counts.append(self.item(out, 1, home=j))
+            prev = self.submit(tasks.row, self.X[j], -1, home=j)
+        self.n_step_evals += sum(self.client.gather(counts))
+
+    def arrays(self) -> list[Any]:
+        """Futures of the chunks' iterates as plain arrays."""
+        return [self.submit(tasks.unpack, f, home=j) for j, f in enumerate(self.X)]
 
 
 def solve_chain(
@@ -156,7 +285,6 @@ def solve_chain(
     """
     check.check_chain(chain, "pcrsolve.dask.solve_chain")
     method = _validation.method(method, CHAIN_METHODS, "solve_chain")
-    asked = method
     n = check.n_steps(n_steps)
     chunk_steps = check.optional_int(chunk_steps, "chunk_steps", 1)
     max_iter = check.optional_int(max_iter, "max_iter", 0)
@@ -168,9 +296,8 @@ def solve_chain(
     if not isinstance(progress, bool):
         raise TypeError(f"`progress` must be a bool; got {type(progress).__name__}.")
     check.needs(chain, method)
-    fixed = tol_v == 0.0 and max_iter is not None
     if method == "auto":  # no route probe here: the sweeps the chain's Jacobians allow
-        method = auto_method(chain, fixed) or "sequential"
+        method = auto_method(chain, tol_v == 0.0 and max_iter is not None) or "sequential"
     client = _client(client)
 
     be = _backend.resolve({"x0": x0}, backend)
@@ -180,7 +307,7 @@ def solve_chain(
     opts = Options(
         kind=_KIND.get(method, "zero"),
         tol=dtol if tol_v is None else tol_v,
-        fixed=fixed,
+        fixed=tol_v == 0.0 and max_iter is not None,
         max_iter=max_iter,
         window=window,
         damping=1.0 if damping_v is None else damping_v,
@@ -188,116 +315,29 @@ def solve_chain(
         progress=progress,
         default_tol=dtol,
         recurrence_method="pcr",
-        method=method,
     )
-    spec = Spec(opts, backend, dtype, batch, m, new_solve_id())
-    workers = client.scheduler_info()["workers"]
-    bounds = _chunk_bounds(n, chunk_steps, sum(w.get("nthreads", 1) for w in workers.values()) or 1)
-    width = n if window is None else min(window, n)
-    # Not in the fixed mode: the first steps run sequentially (they are exact) and time the loop.
-    p1 = 0 if fixed or method == "sequential" else min(n, _PROBE_STEPS, bounds[0][1])
-    template = Decision("sweep", p1, opts.damping, 0 if x_init is None else n, damping=opts.damping)
-    start: Any = template.but(edge=Edge({}, x, x))
-    X0 = _initial(client, be, x, x_init, n, bounds, dtype)
-    if x_init is not None:
-        start = _with_guess(client, start, x_init, x, bounds)
+    spec = tasks.Spec(opts, backend, dtype, batch, m)
+    bounds = _chunk_bounds(n, chunk_steps, client)
     chain_f = client.scatter(chain, broadcast=True, hash=False)
-    run = Run(client, chain_f, spec, bounds, n, width, start, template, workers)
-    if X0 is not None:
-        run.X = X0(run.groups)
-    why = _route_reason(asked, method)
+    X = _initial_chunks(client, be, x, x_init, n, bounds, dtype)
+    run = _Run(client, chain_f, spec, bounds, X, x, (0, 0))
 
     if n == 0:
-        msg = "nothing to solve (n_steps = 0)."
-        return _solution(
-            run, n, x, Outcome(template, run.X), 0, 0, (), "converged", msg, "sequential", "n_steps = 0"
-        )
+        return _solution(run, n, x, True, 0, (), "converged", "nothing to solve (n_steps = 0).")
     if method == "sequential":
-        out = Outcome(template, run.X, start, run.sequential(0, run.X, start))
-        msg = f"ran the {n} steps sequentially."
-        return _solution(
-            run, n, x, out, _counts(client, out.sequential), 0, (), "sequential", msg, "sequential", why
-        )
-    if p1:
-        run.start = run.submit(tasks.probe, chain_f, spec, x, p1, start, group=0, priority=10)
-    progress_bar = Progress(progress, max_iter if fixed else n, "solve_chain")
-
-    def on_sweep(d: Decision) -> None:
-        progress_bar.update(d.sweeps, d.sweeps if fixed else d.q, n, d.residuals[-1])
-        if callback is not None:
-            callback(
-                {
-                    "iteration": d.sweeps,
-                    "residual": d.residuals[-1],
-                    "prefix": d.q,
-                    "window": d.window,
-                    "damping": d.damping,
-                    "n_step_evals": d.counts[0],
-                    "n_jac_evals": d.counts[1],
-                }
-            )
-
+        run.sequential(0, n)
+        return _solution(run, n, x, True, 0, (), "sequential", f"ran the {n} steps sequentially.")
+    progress_bar = Progress(progress, max_iter if opts.fixed else n, "solve_chain")
     try:
-        out = run.loop(p1, on_sweep)
+        out = _loop(run, opts, n, callback, progress_bar, have_init=x_init is not None)
     finally:
         progress_bar.close()
-    return _finish(run, n, x, out, why)
+    return _solution(run, n, x, *out)
 
 
-def _route_reason(asked: str, method: str) -> str:
-    if asked == "auto":
-        if method == "sequential":
-            return (
-                "auto: the chain gives no Jacobians (jac, jvp, linearize, jac_blocks or jac_diag), which "
-                "the parallel methods need; method='picard' or 'jacobi' sweeps with `step` alone"
-            )
-        return f"auto: the sweeps the chain's Jacobians allow ({method!r}); on Dask the route is not probed"
-    return f"method={asked!r}"
-
-
-def _finish(run: Run, n: int, x, out: Outcome, why: str) -> ChainSolution:
-    """The solution after the sweeps: converged, or the plain loop over the rest."""
-    d, opts = out.decision, run.spec.opts
-    iters = d.sweeps if opts.fixed else d.iterations
-    last = d.residuals[-1] if d.residuals else math.inf
-    route = opts.method
-    if d.action == "converged":
-        msg = f"converged in {d.iterations} iterations ({d.sweeps} sweeps)."
-        return _solution(run, n, x, out, *d.counts, d.residuals, "converged", msg, route, why, iters)
-    if d.action == "done" and not (d.q < n and d.filled < n):
-        converged = d.q >= n or last <= opts.default_tol
-        msg = f"{d.sweeps} fixed sweeps (tol=0); the last update was {last:.3g}" + (
-            "."
-            if converged
-            else f", above the default tolerance {opts.default_tol:.3g}: the states after the exact prefix "
-            "are the last iterate, not verified. Raise max_iter or use tol=None."
-        )
-        status = "converged" if converged else "max_iter"
-        return _solution(run, n, x, out, *d.counts, d.residuals, status, msg, route, why, iters, converged)
-    out.sequential = run.sequential(d.q, out.X, out.source)
-    extra = _counts(run.client, out.sequential)
-    if d.action == "done":
-        msg = (
-            f"{d.sweeps} fixed sweeps; steps {d.q}..{n - 1}, which the window never reached, were "
-            "run sequentially."
-        )
-    else:
-        msg = f"finished steps {d.q}..{n - 1} with the sequential loop after {d.sweeps} sweeps: {d.reason}."
-    return _solution(
-        run, n, x, out, d.counts[0] + extra, d.counts[1], d.residuals, "sequential", msg, route, why, iters
-    )
-
-
-def _counts(client, seq: dict[int, Any]) -> int:
-    """Step evaluations of the plain loop's tasks (waits for them: the solve is eager)."""
-    smalls = client.gather([client.submit(operator.getitem, f, 1, pure=False) for f in seq.values()])
-    return sum(s[0] for s in smalls)
-
-
-def _initial(client, be, x, x_init, n, bounds, dtype):
-    """``x_init`` as a function of the groups: their tuples of chunk iterates (futures)."""
+def _initial_chunks(client, be, x, x_init, n, bounds, dtype) -> list[Any]:
     if x_init is None:
-        return None
+        return [None] * len(bounds)  # filled when a sweep first reaches them
     if isinstance(x_init, da.Array):
         if tuple(x_init.shape) != (n, *x.shape):
             raise ValueError(
@@ -306,65 +346,112 @@ def _initial(client, be, x, x_init, n, bounds, dtype):
             )
         steps = tuple(b - a for a, b in bounds)
         blocks = x_init.astype(dtype).rechunk({0: steps, **{i: -1 for i in range(1, x_init.ndim)}})
-        futures = [client.compute(blocks.blocks[j]) for j in range(len(bounds))]
-        return lambda groups: [
-            client.submit(_pack, *(futures[j] for j, _, _ in g), pure=False) for g in groups
-        ]
+        return [client.compute(blocks.blocks[j]) for j in range(len(bounds))]
     arr = check.states_like(be, x_init, "x_init", n, x, "a guess of every state")
-    chunks = [np.asarray(arr[a:b]) for a, b in bounds]
-    return lambda groups: client.scatter([tuple(chunks[j] for j, _, _ in g) for g in groups])
+    return client.scatter([np.asarray(arr[a:b]) for a, b in bounds])
 
 
-def _pack(*arrays):
-    return tuple(arrays)
-
-
-def _with_guess(client, start: Decision, x_init, x, bounds) -> Any:
-    """The first decision with every chunk's last state from ``x_init``."""
-    ends = [b - 1 for _, b in bounds]
-    if isinstance(x_init, da.Array):
-        rows = client.compute(x_init[ends].astype(x.dtype))
-        return client.submit(_start_with_rows, start, rows, pure=False)
-    return client.scatter(_start_with_rows(start, np.asarray(x_init)[ends].astype(x.dtype)), hash=False)
-
-
-def _start_with_rows(start: Decision, rows) -> Decision:
-    edge = start.edge
-    return start.but(edge=Edge({j: rows[j] for j in range(rows.shape[0])}, edge.src, edge.x0, edge.rows))
-
-
-def _lazy(func, *args, dask_key_name: str):
-    return dask.delayed(func, pure=False)(*args, dask_key_name=dask_key_name)
-
-
-def _solution(
-    run: Run,
-    n,
-    x,
-    out: Outcome,
-    n_steps,
-    n_jac,
-    residuals,
-    status,
-    message,
-    route,
-    why,
-    iterations=0,
-    converged=True,
-) -> ChainSolution:
-    meta = np.empty((0,) * (x.ndim + 1), dtype=x.dtype)
-    G, sid = len(run.groups), run.spec.solve
-    parts = []
-    for j, (a, b) in enumerate(run.bounds):
-        # Named explicitly: deriving names by hashing the futures costs milliseconds per chunk.
-        if j in out.sequential:
-            ref = _lazy(operator.getitem, out.sequential[j], 0, dask_key_name=f"pcrsolve-chain-{sid}-{j}")
+def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool):
+    """The sweeps, then the plain loop if they do not pay: ``(converged, iterations, ...)``."""
+    W = n if opts.window is None else min(opts.window, n)
+    st = State(filled=n if have_init else 0, damping=opts.damping)
+    residuals: list[float] = []
+    if not opts.fixed:
+        # The cost of one step of the plain loop, timed on the first steps (then exact).
+        k = min(n, _PROBE_STEPS, run.bounds[0][1])
+        run.fill(st, k)
+        out = run.submit(tasks.probe, run.chain_f, run.spec, run.X[0], run.x0, k, home=0)
+        run.set(0, run.item(out, 0, home=0))
+        st.t_step, evals = run.item(out, 1).result(), run.item(out, 2).result()
+        run.n_step_evals += evals
+        st.p = k
+    reason = None
+    sweeps_cap = min(opts.max_iter, n) if opts.fixed else None
+    while st.p < n:
+        if opts.fixed:
+            if st.sweeps >= sweeps_cap:
+                break
         else:
-            ref = _lazy(tasks.chunk_of, out.X[j % G], j // G, dask_key_name=f"pcrsolve-chain-{sid}-{j}")
-        shape = (b - a, *x.shape)
-        parts.append(
-            da.from_delayed(ref, shape=shape, dtype=x.dtype, meta=meta, name=f"pcrsolve-states-{sid}-{j}")
+            if opts.max_iter is not None and st.sweeps >= opts.max_iter:
+                reason = f"max_iter = {opts.max_iter} sweeps did not converge"
+                break
+            if st.sweeps >= 1:
+                reason = _policy.should_stop(st, opts, n, residuals)
+                if reason is not None:
+                    break
+        p, e = st.p, min(n, st.p + W)
+        run.fill(st, e)
+        t0 = time.perf_counter()
+        prev = residuals[-1] if residuals and not opts.fixed else None
+        omega = opts.damping if opts.fixed else st.damping
+        n_ok, err, bad, t_eval = run.sweep(p, e, omega, prev)
+        if bad >= 0:
+            raise nonfinite_error(p, run.spec.batch, bad)
+        elapsed = time.perf_counter() - t0
+        if st.sweeps:
+            st.sweep_times.append(elapsed)
+        else:  # as on one machine: the first sweep's one-off costs (compiling, loading) not counted
+            st.first_eval = t_eval
+        st.sweeps += 1
+        st.iterations += err > opts.tol or opts.fixed
+        st.p = p + (1 if opts.fixed else n_ok)
+        st.prefixes.append(st.p)
+        residuals.append(err)
+        if err == math.inf and n_ok <= 1:
+            st.trouble += 1
+            st.damping = max(st.damping / 2, MIN_DAMPING)
+        else:
+            st.trouble = 0
+            st.damping = min(st.damping * 2, opts.damping)
+        progress.update(st.sweeps, st.p, n, err)
+        if callback is not None:
+            callback(
+                {
+                    "iteration": st.sweeps,
+                    "residual": err,
+                    "prefix": st.p,
+                    "window": (p, e),
+                    "damping": st.damping,
+                    "n_step_evals": run.n_step_evals,
+                    "n_jac_evals": run.n_jac_evals,
+                }
+            )
+    if opts.fixed:
+        return _fixed_outcome(run, opts, st, residuals, n)
+    if st.p >= n:
+        msg = f"converged in {st.iterations} iterations ({st.sweeps} sweeps)."
+        return True, st.iterations, residuals, "converged", msg
+    start = st.p
+    run.sequential(start, n)
+    msg = f"finished steps {start}..{n - 1} with the sequential loop after {st.sweeps} sweeps: {reason}."
+    return True, st.iterations, residuals, "sequential", msg
+
+
+def _fixed_outcome(run: _Run, opts: Options, st: State, residuals, n: int):
+    last = residuals[-1] if residuals else math.inf
+    if st.p < n and st.filled < n:
+        run.sequential(st.p, n)
+        msg = (
+            f"{st.sweeps} fixed sweeps; steps {st.p}..{n - 1}, which the window never reached, were "
+            "run sequentially."
         )
+        return True, st.sweeps, residuals, "sequential", msg
+    converged = st.p >= n or last <= opts.default_tol
+    msg = f"{st.sweeps} fixed sweeps (tol=0); the last update was {last:.3g}" + (
+        "."
+        if converged
+        else f", above the default tolerance {opts.default_tol:.3g}: the states after the exact prefix "
+        "are the last iterate, not verified. Raise max_iter or use tol=None."
+    )
+    return converged, st.sweeps, residuals, "converged" if converged else "max_iter", msg
+
+
+def _solution(run: _Run, n, x, converged, iterations, residuals, status, message) -> ChainSolution:
+    meta = np.empty((0,) * (x.ndim + 1), dtype=x.dtype)
+    parts = [
+        da.from_delayed(f, shape=(b - a, *x.shape), dtype=x.dtype, meta=meta)
+        for f, (a, b) in zip(run.arrays(), run.bounds)
+    ]
     states = da.concatenate(parts, axis=0) if parts else da.empty((0, *x.shape), dtype=x.dtype)
     return ChainSolution(
         states,
@@ -373,8 +460,6 @@ def _solution(
         tuple(float(r) for r in residuals),
         status,
         message,
-        int(n_steps),
-        int(n_jac),
-        route,
-        why,
+        run.n_step_evals,
+        run.n_jac_evals,
     )

@@ -1,270 +1,105 @@
-"""The tasks of a distributed chain solve that run on the chunks, a group of chunks each.
+"""The tasks of a distributed chain solve: what runs on the workers, one chunk of steps each.
 
-The steps are split into chunks; chunk ``j`` holds the iterate of steps ``[a, b)``: ``X (b -
-a, *batch, m)``. The chunks are dealt round-robin to groups, one group per worker thread, so
-that one task per group and phase covers its chunks and the chunks still swept stay spread
-over the workers as the converged prefix advances. A group's iterates are a tuple with one
-array per chunk (None for a chunk no window reached yet).
-
-One sweep over a chunk's steps ``[start, b)`` is :func:`evaluate` (the chain's values and
-Jacobians at the current iterate, and the linear step ``dX_k = A_k dX_{k-1} + R_k`` from zero;
-the large part stays on the worker, see :mod:`._stash`, the summary goes to the coupling
-task), then, once the carries are known, :func:`complete` (the linear step from the carry,
-the update, the per-step errors). The arithmetic is the single-machine sweep's
-(:mod:`pcrsolve.chain._sweep`), chunk by chunk. Every task returns new arrays and never writes
-into its inputs, and its result depends only on its arguments, so Dask may rerun it anywhere.
+A chunk holds the iterate of steps ``[a, a + s)``: ``X (s, *batch, m)``. One sweep over the
+active steps ``[start, stop)`` of a chunk is :func:`evaluate` (the chain's values and
+Jacobians at the current iterate, and the linear step ``dX_k = A_k dX_{k-1} + R_k`` from zero,
+kept on the worker), then, once the carries are known (:func:`carries`), :func:`complete`
+(the linear step from the carry, the update, the per-step errors). Every task is pure: it
+returns new arrays and never writes into its inputs, so Dask may rerun it on another worker.
+The arithmetic is the single-machine sweep's (:mod:`pcrsolve.chain._sweep`), chunk by chunk.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import _backend
-from ..chain._eval import has
-from ..chain._sequential import _SEQ_BLOCK, raise_first_nonfinite
+from ..chain._eval import Evaluator
+from ..chain._policy import Options, threshold
+from ..chain._sequential import _SEQ_BLOCK, first_true, raise_first_nonfinite
 from ..chain._sweep import linear_step, sqnorm
 from ..linear._methods import choose
-from . import _stash
-from ._chain_data import (
-    Coupling,
-    Decision,
-    Edge,
-    Evaluated,
-    Packed,
-    Small,
-    Spec,
-    Summary,
-    Window,
-    group_arrays,
-)
 from ._recurrence import _product
 from ._threads import kernel_slot
 
-__all__ = ["chunk_of", "complete", "evaluate", "host", "probe", "sequential", "smalls_of", "transfer"]
-
-Chunks = tuple[tuple[int, int, int], ...]  # (j, a, b) of a group's chunks
-
-
-def chunk_of(X: Any, i: int):
-    """Chunk ``i`` of a group's iterates (a completion's result or a sequential task's)."""
-    if isinstance(X, tuple) and len(X) == 2 and not isinstance(X[1], dict):
-        return X[0]  # a sequential task's (array, small)
-    return group_arrays(X, i + 1)[i]
-
-
-def host(a, dtype=np.float64):
-    """A small device array on the host (one transfer per chunk and sweep, for the decision)."""
-    get = getattr(a, "get", None)  # CuPy
-    if callable(get) and not isinstance(a, np.ndarray):
-        return np.asarray(get(), dtype=dtype)
-    try:
-        return np.asarray(a, dtype=dtype)
-    except TypeError:  # libraries that only export DLPack
-        return np.from_dlpack(a).astype(dtype)
+__all__ = [
+    "Evaluated",
+    "Spec",
+    "carries",
+    "complete",
+    "decide",
+    "evaluate",
+    "initial",
+    "probe",
+    "row",
+    "sequential",
+    "summary",
+    "unpack",
+]
 
 
-def smalls_of(X: Packed) -> dict[int, Small]:
-    """The small part of a completion's result (what the decision needs)."""
-    return X.smalls
+@dataclass(frozen=True)
+class Spec:
+    """What every task needs to know about the solve (small, sent with each task)."""
+
+    opts: Options  # without the callback: it stays on the client
+    backend: str | None
+    dtype: Any
+    batch: tuple[int, ...]
+    m: int
+
+    def evaluator(self, chain, x) -> tuple[Evaluator, Any]:
+        be = _backend.resolve({"x": x}, self.backend)
+        return Evaluator(chain, be.xp, self.dtype, self.batch, self.m), be
 
 
-def _fill(xp, spec: Spec, X, edge: Edge, a: int, b: int, reached: bool):
-    """The chunk's iterate as this round sees it: the probe's exact first states written in
-    (first round), and a chunk the window reaches for the first time started from the latest
-    state repeated (as on one machine). None: a chunk still out of reach."""
-    rows = edge.rows if a == 0 else None
-    if X is None:
-        if not (reached or rows is not None):
-            return None
-        X = xp.asarray(xp.broadcast_to(edge.src[None, ...], (b - a, *spec.batch, spec.m)), copy=True)
-    elif rows is not None:
-        X = xp.asarray(X, copy=True)
-    if rows is not None:
-        X[: rows.shape[0], ...] = rows
-    return X
+@dataclass
+class Evaluated:
+    """One chunk's sweep after evaluation: kept on its worker until :func:`complete`."""
+
+    F: Any
+    A: Any
+    R: Any
+    dX_end: Any  # (B, m) the linear step's last value from zero
+    phi: Any  # (B, m, m) dense, (B, m) diagonal, or None (Jacobi): the chunk's transfer
+    bad: Any  # (B,) bool: non-finite values in the chunk's local linear step
+    evals: tuple[int, int, float]  # step and Jacobian evaluations, evaluation seconds
 
 
-def _before(X, edge: Edge, j: int, a: int, start: int):
-    """The state before step ``start`` of chunk ``j``: its own, the left neighbour's, or ``x0``."""
-    if start > a:
-        return X[start - 1 - a, ...]
-    if a == 0:
-        return edge.x0
-    return edge.last.get(j - 1, edge.src)
+def unpack(X):
+    """A chunk's iterate from what its last task left: the array, or ``(array, small)``."""
+    return X[0] if isinstance(X, tuple) else X
 
 
-def transfer(xp, A, kind: str, s: int, B: int):
-    """The chunk's transfer of the linear step, ``A_{s-1} ... A_0`` per batch element (None:
-    zero or identity, which the carries handle directly)."""
-    if kind in ("zero", "identity"):
-        return None
-    if kind == "block":  # (s, *batch, m/b, b, b): every block its own dense product
-        phi = _product(xp, xp.moveaxis(A, 0, -3), True, False, s)
-        return xp.reshape(phi, (B, *phi.shape[-3:]))
-    dense = kind == "dense"
-    phi = _product(xp, xp.moveaxis(A, 0, -3 if dense else -2), dense, False, s)
-    return xp.reshape(phi, (B, *phi.shape[phi.ndim - (2 if dense else 1) :]))
+def row(X, i: int):
+    """State ``i`` of a chunk ``(*batch, m)``."""
+    return unpack(X)[i, ...]
 
 
-def _method(be, spec: Spec, s: int) -> str:
-    return choose("recurrence", "auto", be, spec.B, s) if be.is_numba else spec.opts.recurrence_method
+def _state(prev):
+    """A state ``(*batch, m)``, or the last one of a completion's small part."""
+    return prev[3] if isinstance(prev, tuple) else prev
 
 
-def _evaluate_chunk(ev, be, spec: Spec, X, prev, start: int, a: int) -> tuple[Evaluated, Summary]:
-    """Evaluate steps ``[start, a + len(X))`` at the iterate ``X`` and reduce them locally."""
-    xp, opts = be.xp, spec.opts
-    lo = start - a
-    s = X.shape[0] - lo
-    Xprev = xp.concat([prev[None, ...], X[lo : X.shape[0] - 1, ...]], axis=0)
-    before = (ev.n_step_evals, ev.n_jac_evals, ev.eval_time)
-    with np.errstate(all="ignore"):
-        # The chain runs outside the kernel slot: its own code decides its threads and locks.
-        F, A = ev.linearize(xp.asarray(Xprev, copy=True), xp.arange(start, start + s), opts.kind)
-    with np.errstate(all="ignore"), kernel_slot():
-        R = F - X[lo:, ...]
-        dX = linear_step(be, opts, A, R, s, spec.batch, spec.m, None, _method(be, spec, s))
-        phi = transfer(xp, A, opts.kind, s, spec.B)
-    flat = xp.reshape(dX, (s, spec.B, spec.m))
-    bad = ~xp.all(xp.isfinite(flat), axis=(0, 2))
-    evals = (ev.n_step_evals - before[0], ev.n_jac_evals - before[1], ev.eval_time - before[2])
-    summary = Summary(start, phi, flat[-1, ...], bad, X[-1, ...], F[-1, ...], evals)
-    return Evaluated(X, F, A, R, start, evals), summary
+def initial(x, size: int):
+    """A chunk's first iterate: the state ``x`` repeated."""
+    return np.repeat(np.asarray(x)[None, ...], size, axis=0) if size else np.empty((0, *np.shape(x)))
 
 
-def _reference(arrays: tuple[Any, ...], edge: Edge) -> Any:
-    """Any array of the solve's library (to resolve the backend)."""
-    return next((x for x in arrays if x is not None), edge.src if edge.src is not None else edge.x0)
+def probe(chain, spec: Spec, X, x0, k: int):
+    """The first ``k`` steps run sequentially (they are exact); the fastest step's time.
 
-
-def _evaluate_group(chain, spec: Spec, chunks: Chunks, X, edge: Edge, window) -> dict[int, tuple]:
-    arrays = group_arrays(X, len(chunks))
-    ev = be = None
-    out = {}
-    for i, (j, a, b) in enumerate(chunks):
-        if b <= window.lo or a >= window.hi:
-            continue
-        if ev is None:
-            ev, be = spec.evaluator(chain, _reference(arrays, edge))
-        Xj = _fill(be.xp, spec, arrays[i], edge, a, b, True)
-        start = max(a, window.lo)
-        out[j] = _evaluate_chunk(ev, be, spec, Xj, _before(Xj, edge, j, a, start), start, a)
-    return out
-
-
-def evaluate(chain, spec: Spec, round_: int, chunks: Chunks, X, source, window: Window):
-    """A group's evaluations for round ``round_``: ``{j: Summary}`` for its chunks in ``window``.
-
-    ``X``: the group's iterates; ``source``: the previous round's :class:`Coupling` (or the
-    first round's :class:`Decision`), whose ``edge`` holds the neighbours' states. The large
-    parts stay in this worker's cache (:mod:`._stash`) for :func:`complete`.
-    """
-    out = {}
-    for j, (E, summary) in _evaluate_group(chain, spec, chunks, X, source.edge, window).items():
-        _stash.put(spec.solve, round_, j, E)
-        out[j] = summary
-    return out
-
-
-def _complete_chunk(spec: Spec, E: Evaluated, c, poison_in, omega: float, first: bool, tail, a: int):
-    """The chunk's update from its carry: ``(X_new, Small)``.
-
-    As :func:`pcrsolve.chain._sweep.sweep`: non-finite positions are held back from the first
-    one on (per batch element), and the sweep's first step is set to ``f`` exactly. The last
-    step takes the coupling's values (``tail``), so that the next round's evaluation of the
-    next chunk starts from exactly this chunk's last state.
-    """
-    be = _backend.resolve({"X": E.X}, spec.backend)
-    xp, opts, batch, m = be.xp, spec.opts, spec.batch, spec.m
-    X = E.X
-    lo = E.start - a
-    s = X.shape[0] - lo
-    last, keep_last = tail
-    with np.errstate(all="ignore"), kernel_slot():
-        if opts.kind == "zero":
-            dX = E.R
-        else:
-            dX = linear_step(be, opts, E.A, E.R, s, batch, m, c, _method(be, spec, s))
-        Xa = X[lo:, ...]
-        ndx = sqnorm(xp, dX)  # (s, *batch)
-        inherited = xp.reshape(poison_in, batch) if batch else poison_in[0]
-        poisoned = (xp.cumulative_sum(xp.astype(~xp.isfinite(ndx), xp.int32), axis=0) > 0) | inherited
-        Xnew = Xa + omega * dX if omega != 1.0 else Xa + dX
-        f0_bad = None
-        if first:
-            f0_ok = xp.isfinite(sqnorm(xp, E.F[0, ...]))
-            Xnew = xp.concat([xp.where(f0_ok[..., None], E.F[0:1, ...], Xa[0:1, ...]), Xnew[1:, ...]], axis=0)
-            f0_bad = xp.reshape(~f0_ok, (-1,))
-        keep = poisoned | ~xp.isfinite(sqnorm(xp, Xnew))
-        if first:
-            keep = xp.concat([~f0_ok[None, ...], keep[1:, ...]], axis=0)
-        keep = xp.concat([keep[:-1, ...], keep_last[None, ...]], axis=0)
-        new = xp.where(keep[..., None], Xa, Xnew)
-        new = xp.concat([new[:-1, ...], last[None, ...]], axis=0)
-        out = xp.concat([X[:lo, ...], new], axis=0) if lo else new
-        nx = sqnorm(xp, new)
-        err = xp.where(
-            keep | poisoned, xp.asarray(math.inf, dtype=ndx.dtype), xp.sqrt(ndx) / (1 + xp.sqrt(nx))
-        )
-        err = xp.max(xp.reshape(err, (s, -1)), axis=1) if batch else err
-    err = host(err)
-    rest = err[1:] if first else err  # the sweep's first step is exact: never the one that stops it
-    rmax = np.maximum.accumulate(rest) if rest.size else rest
-    rises = np.flatnonzero(np.concatenate([[True], rmax[1:] > rmax[:-1]])) if rest.size else np.zeros(0, int)
-    small = Small(
-        True,
-        int(err.size),
-        float(err.max()) if err.size else 0.0,
-        rises + (1 if first else 0),
-        rmax[rises],
-        None if f0_bad is None else host(f0_bad, bool),
-        E.evals,
-    )
-    return out, small
-
-
-def complete(chain, spec: Spec, round_: int, chunks: Chunks, X, source, window: Window, coupling: Coupling):
-    """A group's completions for round ``round_``: a :class:`Packed` of its new iterates.
-
-    Takes each evaluated chunk's large part from this worker's cache, or, when this process
-    does not hold it, evaluates the chunk again from the same arguments as :func:`evaluate`.
-    """
-    edge = source.edge
-    arrays = list(group_arrays(X, len(chunks)))
-    smalls: dict[int, Small] = {}
-    xp = _backend.resolve({"x": _reference(tuple(arrays), edge)}, spec.backend).xp
-    again = None
-    for i, (j, a, b) in enumerate(chunks):
-        evaluated = b > window.lo and a < window.hi
-        E = _stash.take(spec.solve, round_, j) if evaluated else None
-        if not (coupling.sweeping and j in coupling.carry):
-            arrays[i] = _fill(xp, spec, arrays[i], edge, a, b, False)
-            if evaluated:  # evaluated ahead of a prefix that passed it: only its counts remain
-                smalls[j] = Small(False, evals=E.evals if E is not None else (0, 0, 0.0))
-            continue
-        if E is None:  # not in this process's cache: evaluate again (counted as evaluations)
-            if again is None:
-                again = _evaluate_group(chain, spec, chunks, X, edge, window)
-            E = again[j][0]
-        c, poison = coupling.carry[j]
-        first = j == coupling.active[0]
-        arrays[i], smalls[j] = _complete_chunk(spec, E, c, poison, coupling.omega, first, coupling.tail[j], a)
-    return Packed(tuple(arrays), smalls)
-
-
-def probe(chain, spec: Spec, x0, k: int, start: Decision):
-    """The first ``k`` steps run sequentially (they are exact), each timed.
-
-    Returns ``start`` (the first round's :class:`Decision`) with the probe's states as the
-    edge's ``rows``, the latest state as its ``src``, the fastest step's time as ``t_step``
-    and the evaluations counted.
+    Returns ``(X, t_step, n_step_evals)``.
     """
     ev, be = spec.evaluator(chain, x0)
     xp = be.xp
-    times, rows = [], []
+    X = xp.asarray(unpack(X), copy=True)
+    times = []
     x = x0[None, ...]
     for i in range(k):
         t0 = time.perf_counter()
@@ -272,48 +107,173 @@ def probe(chain, spec: Spec, x0, k: int, start: Decision):
         times.append(time.perf_counter() - t0)
         if not bool(xp.all(xp.isfinite(x))):
             raise_first_nonfinite(xp, x, i, spec.batch)
-        rows.append(x)
-    edge = start.edge
-    edge = Edge(edge.last, x[0, ...], edge.x0, xp.concat(rows, axis=0) if rows else None)
-    t_step = max(min(times), 1e-9) if times else 1e-9
-    return start.but(edge=edge, t_step=t_step, counts=(ev.n_step_evals, 0))
+        X[i : i + 1, ...] = x
+    if k:
+        X[k:, ...] = x  # the rest starts from the latest exact state, as on one machine
+    return X, max(min(times), 1e-9) if times else 1e-9, ev.n_step_evals
 
 
-def sequential(chain, spec: Spec, j: int, a: int, b: int, start: int, X, before):
-    """The plain loop over steps ``[start, b)`` of chunk ``j = [a, b)``: ``(X_new, (evals, last))``.
+def sequential(chain, spec: Spec, X, prev, a: int, start: int, size: int):
+    """The plain loop over the chunk's steps ``[start, a + size)`` from ``prev``: ``(X, evals)``.
 
-    ``X``: the chunk's iterate, whose states before ``start`` are kept (None: a fresh one);
-    ``before``: where the state before ``start`` comes from when ``X`` does not hold it: the
-    previous chunk's small part ``(evals, last)``, or an object with an ``edge`` (a
-    :class:`Coupling` or the first round's :class:`Decision`). Runs the chain's own
-    ``sequential`` when it has one; finiteness is checked as on one machine and the error
-    names the step.
+    ``X`` is the chunk's iterate, or None for a chunk no sweep has reached.
+
+    Finiteness is checked once per block of steps, as in :func:`~pcrsolve.chain._sequential.run_sequential`;
+    the error names the global step.
     """
-    if isinstance(before, tuple):
-        ref = prev = before[1]
-    else:
-        prev, ref = None, before.edge.src if before.edge.src is not None else before.edge.x0
-    ev, be = spec.evaluator(chain, X if X is not None else ref)
+    ev, be = spec.evaluator(chain, prev)
     xp = be.xp
-    out = xp.empty((b - a, *spec.batch, spec.m), dtype=spec.dtype) if X is None else xp.asarray(X, copy=True)
-    if prev is None:
-        prev = _before(out, before.edge, j, a, start)
-    if start < b:
-        if has(chain, "sequential"):
-            block = ev.sequential(prev, start, b)
+    X = (
+        xp.empty((size, *spec.batch, spec.m), dtype=spec.dtype)
+        if X is None
+        else xp.asarray(unpack(X), copy=True)
+    )
+    x = prev[None, ...]
+    stop = a + X.shape[0]
+    if True:  # the chain's own calls: no kernel slot (see evaluate)
+        for c0 in range(start, stop, _SEQ_BLOCK):
+            c1 = min(stop, c0 + _SEQ_BLOCK)
+            outs = []
+            for k in range(c0, c1):
+                x = ev.step(x, xp.arange(k, k + 1))
+                outs.append(x)
+            block = xp.concat(outs, axis=0)
             if not bool(xp.all(xp.isfinite(block))):
-                raise_first_nonfinite(xp, block, start, spec.batch)
-            out[start - a :, ...] = block
+                raise_first_nonfinite(xp, block, c0, spec.batch)
+            X[c0 - a : c1 - a, ...] = block
+    return X, ev.n_step_evals
+
+
+def _transfer(xp, A, kind: str, s: int):
+    """The chunk's transfer of the linear step: ``A_{s-1} ... A_0`` per batch element."""
+    if kind == "zero":
+        return None
+    if kind == "identity":
+        return None  # the identity: carries pass through unchanged
+    dense = kind == "dense"
+    A = xp.moveaxis(A, 0, -3 if dense else -2)  # (*batch, s, m[, m])
+    return _product(xp, A, dense, False, s)
+
+
+def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
+    """Evaluate the chain on the chunk's active steps ``[start, a + s)`` and reduce locally."""
+    X, prev = unpack(X), _state(prev)
+    ev, be = spec.evaluator(chain, X)
+    xp, opts = be.xp, spec.opts
+    s_all = X.shape[0]
+    lo = start - a
+    s = s_all - lo
+    B = math.prod(spec.batch)
+    Xa = X[lo:, ...]
+    Xprev = xp.concat([prev[None, ...], X[lo : s_all - 1, ...]], axis=0) if s > 1 else prev[None, ...]
+    ks = xp.arange(start, start + s)
+    with np.errstate(all="ignore"):
+        # The chain runs outside the kernel slot: its own code decides its threads and locks.
+        F, A = ev.linearize(xp.asarray(Xprev, copy=True), ks, opts.kind)
+    with np.errstate(all="ignore"), kernel_slot():
+        R = F - Xa
+        method = choose("recurrence", "auto", be, B, s) if be.is_numba else opts.recurrence_method
+        dX = linear_step(be, opts, A, R, s, spec.batch, spec.m, None, method)
+        phi = _transfer(xp, A, opts.kind, s)
+    flat = xp.reshape(dX, (s, B, spec.m))
+    bad = ~xp.all(xp.isfinite(flat), axis=(0, 2))
+    end = flat[-1, ...]
+    if phi is not None:
+        phi = xp.reshape(phi, (B, *phi.shape[len(spec.batch) :]))
+    return Evaluated(F, A, R, end, phi, bad, (ev.n_step_evals, ev.n_jac_evals, ev.eval_time))
+
+
+def summary(e: Evaluated):
+    """The small part of :func:`evaluate`'s result that the carries task needs."""
+    return e.phi, e.dX_end, e.bad
+
+
+def carries(kind: str, *summaries):
+    """The value of the linear step entering each active chunk, and whether it is poisoned.
+
+    ``c_0 = 0`` (the state before the sweep is exact), ``c_j = Phi_j c_{j-1} + dX_end_j``;
+    poisoned: a non-finite value anywhere before the chunk (per batch element), which holds
+    the rest of the sweep back as on one machine.
+    """
+    out = []
+    c, poison = None, None
+    for phi, end, bad in summaries:
+        if c is None:
+            c = np.zeros_like(end)
+            poison = np.zeros(end.shape[0], dtype=bool)
+        out.append((c, poison))
+        with np.errstate(all="ignore"):
+            if kind == "zero":
+                nxt = np.zeros_like(end)
+            elif kind == "identity":
+                nxt = c + end
+            elif kind == "dense":
+                nxt = (phi @ c[..., None])[..., 0] + end
+            else:
+                nxt = phi * c + end
+        poison = poison | bad | ~np.all(np.isfinite(nxt), axis=-1)
+        c = nxt
+    return out
+
+
+def complete(spec: Spec, e: Evaluated, X, carry, j: int, omega: float, first: bool, a: int, start: int):
+    """The chunk's update from its carry: ``(X_new, small)``.
+
+    ``small = (err (s,), evals, f0_bad (B,) or None, last state)`` is what leaves the worker.
+
+    As :func:`pcrsolve.chain._sweep.sweep`: non-finite positions are held back from the first
+    one on (per batch element), the first active step of the sweep is set to ``f`` exactly.
+    """
+    X = unpack(X)
+    be = _backend.resolve({"X": X}, spec.backend)
+    xp, opts = be.xp, spec.opts
+    c, poison_in = carry[j]
+    B, m, batch = math.prod(spec.batch), spec.m, spec.batch
+    lo = start - a
+    s = X.shape[0] - lo
+    with np.errstate(all="ignore"), kernel_slot():
+        if opts.kind == "zero":
+            dX = e.R
         else:
-            x = prev[None, ...]
-            for c0 in range(start, b, _SEQ_BLOCK):
-                c1 = min(b, c0 + _SEQ_BLOCK)
-                outs = []
-                for k in range(c0, c1):
-                    x = ev.step(x, xp.arange(k, k + 1))
-                    outs.append(x)
-                block = xp.concat(outs, axis=0)
-                if not bool(xp.all(xp.isfinite(block))):
-                    raise_first_nonfinite(xp, block, c0, spec.batch)
-                out[c0 - a : c1 - a, ...] = block
-    return out, (ev.n_step_evals, out[-1, ...])
+            method = choose("recurrence", "auto", be, B, s) if be.is_numba else opts.recurrence_method
+            dX = linear_step(be, opts, e.A, e.R, s, batch, m, xp.asarray(c), method)
+        Xa = X[lo:, ...]
+        ndx = sqnorm(xp, dX)  # (s, *batch)
+        inherited = xp.reshape(xp.asarray(poison_in), batch) if batch else xp.asarray(poison_in)[0]
+        poisoned = (xp.cumulative_sum(xp.astype(~xp.isfinite(ndx), xp.int32), axis=0) > 0) | inherited
+        Xnew = Xa + omega * dX if omega != 1.0 else Xa + dX
+        f0_bad = None
+        if first:
+            f0_ok = xp.isfinite(sqnorm(xp, e.F[0, ...]))
+            Xnew = xp.concat([xp.where(f0_ok[..., None], e.F[0:1, ...], Xa[0:1, ...]), Xnew[1:, ...]], axis=0)
+            f0_bad = xp.reshape(~f0_ok, (-1,))
+        nx = sqnorm(xp, Xnew)
+        keep = poisoned | ~xp.isfinite(nx)
+        if first:
+            keep = xp.concat([~f0_ok[None, ...], keep[1:, ...]], axis=0)
+        out = xp.asarray(X, copy=True)
+        out[lo:, ...] = xp.where(keep[..., None], Xa, Xnew)
+        err = xp.where(
+            keep | poisoned, xp.asarray(math.inf, dtype=ndx.dtype), xp.sqrt(ndx) / (1 + xp.sqrt(nx))
+        )
+        err = xp.max(xp.reshape(err, (s, -1)), axis=1) if batch else err
+    return out, (err, e.evals, f0_bad, out[-1, ...])
+
+
+def decide(opts: Options, prev: float | None, *smalls):
+    """The sweep's outcome: ``(n_ok, max_err, bad_element, (step evals, Jacobian evals, t_eval))``.
+
+    ``smalls`` are the active chunks' small parts from :func:`complete`, in order. ``n_ok``
+    counts the leading steps within the acceptance threshold (at least 1, the exact first step);
+    ``bad_element`` is the first batch element whose first step is not finite, or -1.
+    """
+    counts = (sum(s[1][0] for s in smalls), sum(s[1][1] for s in smalls), max(s[1][2] for s in smalls))
+    first_step_bad = smalls[0][2]
+    err = np.concatenate([np.asarray(s[0], dtype=np.float64) for s in smalls])
+    max_err = float(err.max()) if err.size else 0.0
+    over = np.flatnonzero(err[1:] > threshold(np, opts, max_err, prev))
+    n_ok = 1 + int(over[0]) if over.size else int(err.size)
+    bad = -1
+    if first_step_bad is not None and np.any(first_step_bad):
+        bad = int(first_true(np, np.asarray(first_step_bad)))
+    return n_ok, max_err, bad, counts
