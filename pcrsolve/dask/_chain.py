@@ -83,6 +83,7 @@ class _Run:
         # made. Only a preference: another worker takes over if the home one is lost.
         workers = sorted(client.scheduler_info()["workers"]) or [None]
         self.homes = [workers[j % len(workers)] for j in range(len(bounds))]
+        self.ahead: dict[int, tuple[Any, int]] = {}  # chunk -> (its evaluation made ahead, its start)
 
     def submit(self, func, *args, home: int | None = None, **kwargs):
         if home is not None and self.homes[home] is not None:
@@ -116,30 +117,25 @@ class _Run:
                 self.set(j, self.submit(tasks.initial, src, b - a, home=j))
         st.filled = max(st.filled, self.bounds[self.chunk_of(e - 1)][1])
 
-    def sweep(self, p: int, e: int, omega: float, prev: float | None):
+    def sweep(self, p: int, e: int, omega: float, prev: float | None, ahead: bool):
         """One distributed sweep over the chunks that hold steps ``[p, e)``.
 
         The sweep's tasks go to the scheduler as one graph (one message, not one per task):
-        per chunk an evaluation, its summary, a completion and the completion's small part;
-        one carries task and one decision. Returns ``(n_ok, max_err, bad_element, t_eval)``,
-        ``t_eval`` the longest chunk's evaluation time (the sweep without scheduling costs).
+        per chunk an evaluation (unless one was made ahead), its summary, a completion and
+        the completion's small part; one carries task and one decision. With ``ahead``, the
+        graph also holds the next sweep's evaluations, from one step past ``p`` (the least
+        the prefix advances), at a lower priority: they start as soon as their chunks are
+        complete, while the decision travels to the client and back (see :meth:`evaluations`).
+        Returns ``(n_ok, max_err, bad_element, t_eval)``, ``t_eval`` the longest chunk's
+        evaluation time (the sweep without scheduling costs).
         """
         active = [j for j, (a, b) in enumerate(self.bounds) if b > p and a < e]
         kind = self.spec.opts.kind
-        evals, summaries, before = [], [], self.state_before(p)
+        evals = self.evaluations(p, active)
+        summaries = []
         for i, j in enumerate(active):
-            a = self.bounds[j][0]
             with self.at(j):
-                if i == 0:
-                    prev_state = before
-                else:  # the last state of the chunk before: from its completion, when it has one
-                    k = active[i - 1]
-                    prev_state = (
-                        self.small[k] if self.small[k] is not None else self.task(tasks.row)(self.X[k], -1)
-                    )
-                ev = self.task(tasks.evaluate)(self.chain_f, self.spec, self.X[j], prev_state, a, max(a, p))
-                evals.append(ev)
-                summaries.append(self.task(tasks.summary)(ev))
+                summaries.append(self.task(tasks.summary)(evals[i]))
         carry = self.task(tasks.carries)(kind, *summaries)
         outs, smalls = [], []
         for i, j in enumerate(active):
@@ -151,14 +147,68 @@ class _Run:
                 outs.append(out)
                 smalls.append(out[1])
         decided = self.task(tasks.decide)(self.spec.opts, prev, *smalls)
-        futures = self.client.compute([*outs, *smalls, decided])
         k = len(active)
+        nxt = {}
+        # Ahead only when the next sweep's chunks are known: no window that binds.
+        if ahead and p + 1 < e == self.bounds[-1][1]:
+            lo = p + 1
+            with dask.annotate(priority=-1):
+                for i, j in enumerate(active):
+                    a, b = self.bounds[j]
+                    if b <= lo:
+                        continue
+                    # The state before the chunk's first step: its own (start > a), or the
+                    # last state of the chunk before, from that chunk's completion.
+                    before = None if lo > a else smalls[i - 1]
+                    with self.at(j):
+                        ev = self.task(tasks.evaluate)(
+                            self.chain_f, self.spec, outs[i], before, a, max(a, lo)
+                        )
+                    nxt[j] = (ev, max(a, lo))
+        futures = self.client.compute([*outs, *smalls, decided, *(v for v, _ in nxt.values())])
         for i, j in enumerate(active):
             self.X[j], self.small[j] = futures[i], futures[k + i]
-        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = futures[-1].result()  # the one round trip
+        self.ahead = {j: (f, start) for (j, (_, start)), f in zip(nxt.items(), futures[2 * k + 1 :])}
+        n_ok, max_err, bad, (s_evals, j_evals, t_eval) = futures[2 * k].result()  # the one round trip
         self.n_step_evals += s_evals
         self.n_jac_evals += j_evals
         return n_ok, max_err, bad, t_eval
+
+    def evaluations(self, p: int, active: list[int]) -> list[Any]:
+        """The active chunks' evaluations for a sweep from ``p``: those made ahead (the one
+        that started before ``p`` restarted from ``p``), new ones for the rest."""
+        ahead, self.ahead = self.ahead, {}
+        out = []
+        for i, j in enumerate(active):
+            a = self.bounds[j][0]
+            start = max(a, p)
+            with self.at(j):
+                made, made_at = ahead.pop(j, (None, None))
+                if made is not None and made_at == start:
+                    ev = made
+                elif made is not None and made_at < start:
+                    ev = self.task(tasks.restart)(self.spec, made, self.X[j], a, made_at, start)
+                else:
+                    if i > 0:  # the last state of the chunk before: from its completion, when it has one
+                        k = active[i - 1]
+                        before = self.small[k]
+                        if before is None:
+                            before = self.task(tasks.row)(self.X[k], -1)
+                    elif start > a:
+                        before = None  # the chunk's own state start - 1
+                    else:
+                        before = self.state_before(p)
+                    ev = self.task(tasks.evaluate)(self.chain_f, self.spec, self.X[j], before, a, start)
+            out.append(ev)
+        self.cancel(ahead)
+        return out
+
+    def cancel(self, ahead: dict | None = None) -> None:
+        """Cancel evaluations made ahead that no sweep will use."""
+        ahead = self.ahead if ahead is None else ahead
+        if ahead:
+            self.client.cancel([f for f, _ in ahead.values()])
+        ahead.clear()
 
     @staticmethod
     def task(func):
@@ -331,6 +381,7 @@ def solve_chain(
     try:
         out = _loop(run, opts, n, callback, progress_bar, have_init=x_init is not None)
     finally:
+        run.cancel()
         progress_bar.close()
     return _solution(run, n, x, *out)
 
@@ -384,7 +435,7 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
         t0 = time.perf_counter()
         prev = residuals[-1] if residuals and not opts.fixed else None
         omega = opts.damping if opts.fixed else st.damping
-        n_ok, err, bad, t_eval = run.sweep(p, e, omega, prev)
+        n_ok, err, bad, t_eval = run.sweep(p, e, omega, prev, _ahead(opts, st, residuals, n))
         if bad >= 0:
             raise nonfinite_error(p, run.spec.batch, bad)
         elapsed = time.perf_counter() - t0
@@ -425,6 +476,16 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
     run.sequential(start, n)
     msg = f"finished steps {start}..{n - 1} with the sequential loop after {st.sweeps} sweeps: {reason}."
     return True, st.iterations, residuals, "sequential", msg
+
+
+def _ahead(opts: Options, st: State, residuals: list[float], n: int) -> bool:
+    """Whether the sweep about to run is, by the decisions so far, not the last one: then its
+    graph also makes the next sweep's evaluations (cancelled if the forecast was wrong)."""
+    if opts.fixed:
+        return st.sweeps + 1 < min(opts.max_iter, n)
+    if opts.max_iter is not None and st.sweeps + 1 >= opts.max_iter:
+        return False
+    return len(residuals) < 2 or 2 <= _policy.sweeps_needed(opts, residuals) < math.inf
 
 
 def _fixed_outcome(run: _Run, opts: Options, st: State, residuals, n: int):

@@ -36,6 +36,7 @@ __all__ = [
     "evaluate",
     "initial",
     "probe",
+    "restart",
     "row",
     "sequential",
     "summary",
@@ -156,20 +157,45 @@ def _transfer(xp, A, kind: str, s: int):
 
 
 def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
-    """Evaluate the chain on the chunk's active steps ``[start, a + s)`` and reduce locally."""
-    X, prev = unpack(X), _state(prev)
+    """Evaluate the chain on the chunk's active steps ``[start, a + s)`` and reduce locally.
+
+    ``prev`` is the state before ``start``; None when ``start > a`` (then it is the chunk's
+    own state ``start - 1``, and no task is spent fetching it).
+    """
+    X = unpack(X)
+    lo = start - a
+    prev = X[lo - 1, ...] if prev is None else _state(prev)
     ev, be = spec.evaluator(chain, X)
     xp, opts = be.xp, spec.opts
     s_all = X.shape[0]
-    lo = start - a
     s = s_all - lo
-    B = math.prod(spec.batch)
-    Xa = X[lo:, ...]
     Xprev = xp.concat([prev[None, ...], X[lo : s_all - 1, ...]], axis=0) if s > 1 else prev[None, ...]
     ks = xp.arange(start, start + s)
     with np.errstate(all="ignore"):
         # The chain runs outside the kernel slot: its own code decides its threads and locks.
         F, A = ev.linearize(xp.asarray(Xprev, copy=True), ks, opts.kind)
+    return _reduce(spec, be, F, A, X[lo:, ...], (ev.n_step_evals, ev.n_jac_evals, ev.eval_time))
+
+
+def restart(spec: Spec, e: Evaluated, X, a: int, start: int, new_start: int) -> Evaluated:
+    """An evaluation from ``start`` as if it had been made from ``new_start >= start``.
+
+    The chain's values and Jacobians at steps ``>= new_start`` do not depend on where the
+    evaluation started, so they are sliced, not recomputed; the local linear step is redone
+    from zero at ``new_start``. Used when an evaluation made ahead of a sweep's decision
+    started before the converged prefix the decision found.
+    """
+    X = unpack(X)
+    be = _backend.resolve({"X": X}, spec.backend)
+    d = new_start - start
+    A = None if e.A is None else e.A[d:, ...]
+    return _reduce(spec, be, e.F[d:, ...], A, X[new_start - a :, ...], e.evals)
+
+
+def _reduce(spec: Spec, be, F, A, Xa, evals) -> Evaluated:
+    """The chunk's part of the linear step ``dX_k = A_k dX_{k-1} + R_k`` from zero."""
+    xp, opts = be.xp, spec.opts
+    s, B = F.shape[0], math.prod(spec.batch)
     with np.errstate(all="ignore"), kernel_slot():
         R = F - Xa
         method = choose("recurrence", "auto", be, B, s) if be.is_numba else opts.recurrence_method
@@ -180,7 +206,7 @@ def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
     end = flat[-1, ...]
     if phi is not None:
         phi = xp.reshape(phi, (B, *phi.shape[len(spec.batch) :]))
-    return Evaluated(F, A, R, end, phi, bad, (ev.n_step_evals, ev.n_jac_evals, ev.eval_time))
+    return Evaluated(F, A, R, end, phi, bad, evals)
 
 
 def summary(e: Evaluated):
