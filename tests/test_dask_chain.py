@@ -7,6 +7,7 @@ processes, where the chain must pickle.
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -195,12 +196,22 @@ def test_tasks_per_sweep_and_frozen_chunks_drop_out(client):
             chain, np.zeros(M), n, chunk_steps=chunk, tol=0, max_iter=12, client=client, callback=seen.append
         )
     names = [t["key"] if isinstance(t["key"], str) else t["key"][0] for t in ts.data]
-    evaluations = sum(1 for k in names if k.startswith("evaluate-"))
+    count = Counter(k.rsplit("-", 5)[0] for k in names)  # keys are "<function>-<uuid4>"
     # a sweep evaluates only the chunks that hold active steps: those at or past the prefix
-    expected = sum(len(range((s["window"][0]) // chunk, -(-n // chunk))) for s in seen)
-    assert evaluations == expected < len(seen) * (n // chunk)
+    active = [len(range(s["window"][0] // chunk, -(-n // chunk))) for s in seen]
+    expected = sum(active)
+    assert count["evaluate"] + count["evaluate_ahead"] == expected < len(seen) * (n // chunk)
+    # every sweep after the first was evaluated ahead, from its decision on the workers
+    assert count["evaluate"] == active[0] and count["evaluate_ahead"] == expected - active[0]
+    # per active chunk and sweep: evaluation, summary, completion, its small part; per sweep:
+    # the carries and the decision; no task fetches a chunk's states for its neighbour
+    assert count["summary"] == count["complete"] == expected
+    assert count["carries"] == count["decide"] == len(seen)
+    assert count["row"] == 0
     P = n // chunk
-    assert len(names) <= len(seen) * (4 * P + 4) + 3 * P + 10  # four per chunk and sweep, plus setup
+    assert count["getitem"] == expected
+    assert len(names) == 4 * expected + 2 * len(seen) + count["initial"] + count["unpack"]
+    assert count["initial"] == P  # setup: the first iterate of every chunk
 
 
 def test_chain_is_scattered_once(client, monkeypatch):

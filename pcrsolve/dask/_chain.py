@@ -83,7 +83,7 @@ class _Run:
         # made. Only a preference: another worker takes over if the home one is lost.
         workers = sorted(client.scheduler_info()["workers"]) or [None]
         self.homes = [workers[j % len(workers)] for j in range(len(bounds))]
-        self.ahead: dict[int, tuple[Any, int]] = {}  # chunk -> (its evaluation made ahead, its start)
+        self.ahead: dict[int, Any] = {}  # chunk -> its evaluation for the next sweep, made ahead
 
     def submit(self, func, *args, home: int | None = None, **kwargs):
         if home is not None and self.homes[home] is not None:
@@ -115,6 +115,7 @@ class _Run:
         for j, (a, b) in enumerate(self.bounds):
             if a >= st.filled and a < e:
                 self.set(j, self.submit(tasks.initial, src, b - a, home=j))
+                self.small[j] = src  # its last state, for the evaluation of the chunk after
         st.filled = max(st.filled, self.bounds[self.chunk_of(e - 1)][1])
 
     def sweep(self, p: int, e: int, omega: float, prev: float | None, ahead: bool):
@@ -123,9 +124,9 @@ class _Run:
         The sweep's tasks go to the scheduler as one graph (one message, not one per task):
         per chunk an evaluation (unless one was made ahead), its summary, a completion and
         the completion's small part; one carries task and one decision. With ``ahead``, the
-        graph also holds the next sweep's evaluations, from one step past ``p`` (the least
-        the prefix advances), at a lower priority: they start as soon as their chunks are
-        complete, while the decision travels to the client and back (see :meth:`evaluations`).
+        graph also holds the next sweep's evaluations, which wait for the decision on the
+        workers and start from the prefix it found (:func:`._chain_tasks.evaluate_ahead`):
+        the client's round trip and the next graph's submission leave the critical path.
         Returns ``(n_ok, max_err, bad_element, t_eval)``, ``t_eval`` the longest chunk's
         evaluation time (the sweep without scheduling costs).
         """
@@ -151,43 +152,35 @@ class _Run:
         nxt = {}
         # Ahead only when the next sweep's chunks are known: no window that binds.
         if ahead and p + 1 < e == self.bounds[-1][1]:
-            lo = p + 1
-            with dask.annotate(priority=-1):
-                for i, j in enumerate(active):
-                    a, b = self.bounds[j]
-                    if b <= lo:
-                        continue
-                    # The state before the chunk's first step: its own (start > a), or the
-                    # last state of the chunk before, from that chunk's completion.
-                    before = None if lo > a else smalls[i - 1]
+            n = self.bounds[-1][1]
+            for i, j in enumerate(active):
+                a, b = self.bounds[j]
+                if b > p + 1:
                     with self.at(j):
-                        ev = self.task(tasks.evaluate)(
-                            self.chain_f, self.spec, outs[i], before, a, max(a, lo)
+                        before = smalls[i - 1] if i else None
+                        nxt[j] = self.task(tasks.evaluate_ahead)(
+                            decided, n, self.chain_f, self.spec, outs[i], before, a, p
                         )
-                    nxt[j] = (ev, max(a, lo))
-        futures = self.client.compute([*outs, *smalls, decided, *(v for v, _ in nxt.values())])
+        futures = self.client.compute([*outs, *smalls, decided, *nxt.values()])
         for i, j in enumerate(active):
             self.X[j], self.small[j] = futures[i], futures[k + i]
-        self.ahead = {j: (f, start) for (j, (_, start)), f in zip(nxt.items(), futures[2 * k + 1 :])}
+        self.ahead = dict(zip(nxt, futures[2 * k + 1 :]))
         n_ok, max_err, bad, (s_evals, j_evals, t_eval) = futures[2 * k].result()  # the one round trip
         self.n_step_evals += s_evals
         self.n_jac_evals += j_evals
         return n_ok, max_err, bad, t_eval
 
     def evaluations(self, p: int, active: list[int]) -> list[Any]:
-        """The active chunks' evaluations for a sweep from ``p``: those made ahead (the one
-        that started before ``p`` restarted from ``p``), new ones for the rest."""
+        """The active chunks' evaluations for a sweep from ``p``: those made ahead, new ones
+        for the rest; evaluations made ahead for chunks now frozen are cancelled."""
         ahead, self.ahead = self.ahead, {}
         out = []
         for i, j in enumerate(active):
             a = self.bounds[j][0]
             start = max(a, p)
             with self.at(j):
-                made, made_at = ahead.pop(j, (None, None))
-                if made is not None and made_at == start:
-                    ev = made
-                elif made is not None and made_at < start:
-                    ev = self.task(tasks.restart)(self.spec, made, self.X[j], a, made_at, start)
+                if j in ahead:  # made from where this sweep starts, see tasks.evaluate_ahead
+                    ev = ahead.pop(j)
                 else:
                     if i > 0:  # the last state of the chunk before: from its completion, when it has one
                         k = active[i - 1]
@@ -207,7 +200,7 @@ class _Run:
         """Cancel evaluations made ahead that no sweep will use."""
         ahead = self.ahead if ahead is None else ahead
         if ahead:
-            self.client.cancel([f for f, _ in ahead.values()])
+            self.client.cancel(list(ahead.values()))
         ahead.clear()
 
     @staticmethod
@@ -407,14 +400,15 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
     W = n if opts.window is None else min(opts.window, n)
     st = State(filled=n if have_init else 0, damping=opts.damping)
     residuals: list[float] = []
+    probed = None
     if not opts.fixed:
         # The cost of one step of the plain loop, timed on the first steps (then exact).
         k = min(n, _PROBE_STEPS, run.bounds[0][1])
         run.fill(st, k)
         out = run.submit(tasks.probe, run.chain_f, run.spec, run.X[0], run.x0, k, home=0)
         run.set(0, run.item(out, 0, home=0))
-        st.t_step, evals = run.item(out, 1).result(), run.item(out, 2).result()
-        run.n_step_evals += evals
+        # Not waited for: the cost rules need the step's time only after the first sweep.
+        probed = run.item(out, slice(1, None), home=0)
         st.p = k
     reason = None
     sweeps_cap = min(opts.max_iter, n) if opts.fixed else None
@@ -443,6 +437,9 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
             st.sweep_times.append(elapsed)
         else:  # as on one machine: the first sweep's one-off costs (compiling, loading) not counted
             st.first_eval = t_eval
+            if probed is not None:  # done long ago: the first sweep started from its states
+                st.t_step, evals = probed.result()
+                run.n_step_evals += evals
         st.sweeps += 1
         st.iterations += err > opts.tol or opts.fixed
         st.p = p + (1 if opts.fixed else n_ok)
@@ -467,6 +464,8 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
                     "n_jac_evals": run.n_jac_evals,
                 }
             )
+    if probed is not None and not st.sweeps:  # the probe solved every step
+        run.n_step_evals += probed.result()[1]
     if opts.fixed:
         return _fixed_outcome(run, opts, st, residuals, n)
     if st.p >= n:

@@ -34,9 +34,9 @@ __all__ = [
     "complete",
     "decide",
     "evaluate",
+    "evaluate_ahead",
     "initial",
     "probe",
-    "restart",
     "row",
     "sequential",
     "summary",
@@ -177,19 +177,21 @@ def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
     return _reduce(spec, be, F, A, X[lo:, ...], (ev.n_step_evals, ev.n_jac_evals, ev.eval_time))
 
 
-def restart(spec: Spec, e: Evaluated, X, a: int, start: int, new_start: int) -> Evaluated:
-    """An evaluation from ``start`` as if it had been made from ``new_start >= start``.
+def evaluate_ahead(decided, n: int, chain, spec: Spec, X, before, a: int, p: int) -> Evaluated | None:
+    """The next sweep's evaluation of a chunk, made as soon as the sweep from ``p`` is decided.
 
-    The chain's values and Jacobians at steps ``>= new_start`` do not depend on where the
-    evaluation started, so they are sliced, not recomputed; the local linear step is redone
-    from zero at ``new_start``. Used when an evaluation made ahead of a sweep's decision
-    started before the converged prefix the decision found.
+    ``decided`` is that sweep's :func:`decide` result: the next sweep starts at the new
+    converged prefix ``q`` (``p + 1`` with fixed iterations), so the chunk is evaluated from
+    ``max(a, q)``, exactly as the client will ask; None (nothing run) when there will be no
+    next sweep or the chunk is frozen. ``before``: the last state of the chunk before, from
+    its completion (used when the chunk starts the next sweep at its first step).
     """
-    X = unpack(X)
-    be = _backend.resolve({"X": X}, spec.backend)
-    d = new_start - start
-    A = None if e.A is None else e.A[d:, ...]
-    return _reduce(spec, be, e.F[d:, ...], A, X[new_start - a :, ...], e.evals)
+    n_ok, _, bad, _ = decided
+    q = p + (1 if spec.opts.fixed else n_ok)
+    if bad >= 0 or q >= n or a + unpack(X).shape[0] <= q:
+        return None
+    start = max(a, q)
+    return evaluate(chain, spec, X, before if start == a else None, a, start)
 
 
 def _reduce(spec: Spec, be, F, A, Xa, evals) -> Evaluated:
