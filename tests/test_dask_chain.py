@@ -203,15 +203,31 @@ def test_tasks_per_sweep_and_frozen_chunks_drop_out(client):
     assert count["evaluate"] + count["evaluate_ahead"] == expected < len(seen) * (n // chunk)
     # every sweep after the first was evaluated ahead, from its decision on the workers
     assert count["evaluate"] == active[0] and count["evaluate_ahead"] == expected - active[0]
-    # per active chunk and sweep: evaluation, summary, completion, its small part; per sweep:
-    # the carries and the decision; no task fetches a chunk's states for its neighbour
-    assert count["summary"] == count["complete"] == expected
+    # per active chunk and sweep: evaluation (with its summary), completion, its small part;
+    # per sweep: the carries and the decision; no task fetches a chunk's states for its neighbour
+    assert count["complete"] == count["getitem"] == expected
     assert count["carries"] == count["decide"] == len(seen)
-    assert count["row"] == 0
+    assert count["summary"] == count["row"] == 0
     P = n // chunk
-    assert count["getitem"] == expected
-    assert len(names) == 4 * expected + 2 * len(seen) + count["initial"] + count["unpack"]
+    assert len(names) == 3 * expected + 2 * len(seen) + count["initial"] + count["unpack"]
     assert count["initial"] == P  # setup: the first iterate of every chunk
+
+
+def test_completion_evaluates_again_without_the_kept_evaluation(client, monkeypatch):
+    from pcrsolve.dask import _stash
+
+    n = 30
+    chain = SlowMLP(n, delay=0.0, seed=9)
+    x0 = np.ones(M)
+    kept = pcr.dask.solve_chain(chain, x0, n, chunk_steps=7, tol=0, max_iter=4, client=client)
+    assert _stash.size() == 0  # every kept evaluation was taken by its completion
+    # as in another process or after a lost worker: the completion finds nothing kept
+    missed = []
+    monkeypatch.setattr(_stash, "take", lambda *key: missed.append(key))
+    again = pcr.dask.solve_chain(chain, x0, n, chunk_steps=7, tol=0, max_iter=4, client=client)
+    np.testing.assert_array_equal(again.states.compute(), kept.states.compute())
+    assert len(missed) == 4 * 5  # every completion of the four sweeps (five chunks) evaluated again
+    assert again.n_step_evals == kept.n_step_evals
 
 
 def test_chain_is_scattered_once(client, monkeypatch):

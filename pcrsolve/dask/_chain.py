@@ -16,6 +16,7 @@ import contextlib
 import math
 import operator
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..chain._protocol import Chain, ChainSolution
 from ..chain._sequential import nonfinite_error
 from ..chain._solve import _KIND, CHAIN_METHODS, auto_method
 from . import _chain_tasks as tasks
+from . import _stash
 
 __all__ = ["solve_chain"]
 
@@ -83,6 +85,7 @@ class _Run:
         # made. Only a preference: another worker takes over if the home one is lost.
         workers = sorted(client.scheduler_info()["workers"]) or [None]
         self.homes = [workers[j % len(workers)] for j in range(len(bounds))]
+        self.solve_id, self.sweeps = uuid.uuid4().hex, 0
         self.ahead: dict[int, Any] = {}  # chunk -> its evaluation for the next sweep, made ahead
 
     def submit(self, func, *args, home: int | None = None, **kwargs):
@@ -122,46 +125,59 @@ class _Run:
         """One distributed sweep over the chunks that hold steps ``[p, e)``.
 
         The sweep's tasks go to the scheduler as one graph (one message, not one per task):
-        per chunk an evaluation (unless one was made ahead), its summary, a completion and
-        the completion's small part; one carries task and one decision. With ``ahead``, the
-        graph also holds the next sweep's evaluations, which wait for the decision on the
-        workers and start from the prefix it found (:func:`._chain_tasks.evaluate_ahead`):
-        the client's round trip and the next graph's submission leave the critical path.
-        Returns ``(n_ok, max_err, bad_element, t_eval)``, ``t_eval`` the longest chunk's
-        evaluation time (the sweep without scheduling costs).
+        per chunk an evaluation (unless one was made ahead; it returns the chunk's summary and
+        keeps the rest on its worker), a completion and the completion's small part; one
+        carries task and one decision. With ``ahead``, the graph also holds the next sweep's
+        evaluations, which wait for the decision on the workers and start from the prefix it
+        found (:func:`._chain_tasks.evaluate_ahead`): the client's round trip and the next
+        graph's submission leave the critical path. Returns ``(n_ok, max_err, bad_element,
+        t_eval)``, ``t_eval`` the longest chunk's evaluation time (the sweep without
+        scheduling costs).
         """
+        self.sweeps += 1
         active = [j for j, (a, b) in enumerate(self.bounds) if b > p and a < e]
-        kind = self.spec.opts.kind
-        evals = self.evaluations(p, active)
-        summaries = []
-        for i, j in enumerate(active):
-            with self.at(j):
-                summaries.append(self.task(tasks.summary)(evals[i]))
-        carry = self.task(tasks.carries)(kind, *summaries)
+        summaries, befores = self.evaluations(p, active)
+        carry = self.task(tasks.carries)(self.spec.opts.kind, *summaries)
         outs, smalls = [], []
         for i, j in enumerate(active):
             a = self.bounds[j][0]
             with self.at(j):
                 out = self.task(tasks.complete)(
-                    self.spec, evals[i], self.X[j], carry, i, omega, i == 0, a, max(a, p)
+                    self.key(j),
+                    self.chain_f,
+                    self.spec,
+                    self.X[j],
+                    befores[i],
+                    carry,
+                    i,
+                    omega,
+                    i == 0,
+                    a,
+                    max(a, p),
                 )
                 outs.append(out)
                 smalls.append(out[1])
         decided = self.task(tasks.decide)(self.spec.opts, prev, *smalls)
-        k = len(active)
         nxt = {}
         # Ahead only when the next sweep's chunks are known: no window that binds.
         if ahead and p + 1 < e == self.bounds[-1][1]:
-            n = self.bounds[-1][1]
             for i, j in enumerate(active):
                 a, b = self.bounds[j]
                 if b > p + 1:
                     with self.at(j):
-                        before = smalls[i - 1] if i else None
                         nxt[j] = self.task(tasks.evaluate_ahead)(
-                            decided, n, self.chain_f, self.spec, outs[i], before, a, p
+                            decided,
+                            e,
+                            self.key(j, 1),
+                            self.chain_f,
+                            self.spec,
+                            outs[i],
+                            smalls[i - 1] if i else None,
+                            a,
+                            p,
                         )
         futures = self.client.compute([*outs, *smalls, decided, *nxt.values()])
+        k = len(active)
         for i, j in enumerate(active):
             self.X[j], self.small[j] = futures[i], futures[k + i]
         self.ahead = dict(zip(nxt, futures[2 * k + 1 :]))
@@ -170,31 +186,46 @@ class _Run:
         self.n_jac_evals += j_evals
         return n_ok, max_err, bad, t_eval
 
-    def evaluations(self, p: int, active: list[int]) -> list[Any]:
-        """The active chunks' evaluations for a sweep from ``p``: those made ahead, new ones
-        for the rest; evaluations made ahead for chunks now frozen are cancelled."""
+    def key(self, j: int, later: int = 0) -> tuple[str, int, int]:
+        """Where chunk ``j``'s evaluation for the current sweep (or ``later`` sweeps on) is kept."""
+        return (self.solve_id, self.sweeps + later, j)
+
+    def evaluations(self, p: int, active: list[int]) -> tuple[list[Any], list[Any]]:
+        """The active chunks' evaluation summaries for a sweep from ``p`` (those made ahead,
+        new ones for the rest) and the states before them (for a completion that must
+        evaluate again); evaluations made ahead for chunks now frozen are cancelled."""
         ahead, self.ahead = self.ahead, {}
-        out = []
-        for i, j in enumerate(active):
+        summaries, befores = [], []
+        for j in active:
             a = self.bounds[j][0]
-            start = max(a, p)
             with self.at(j):
+                if p > a:
+                    before = None  # the chunk's own state p - 1
+                elif j == 0:
+                    before = self.x0
+                else:  # the last state of the chunk before: from its completion, when it has one
+                    before = self.small[j - 1]
+                    if before is None:
+                        before = self.task(tasks.row)(self.X[j - 1], -1)
                 if j in ahead:  # made from where this sweep starts, see tasks.evaluate_ahead
                     ev = ahead.pop(j)
                 else:
-                    if i > 0:  # the last state of the chunk before: from its completion, when it has one
-                        k = active[i - 1]
-                        before = self.small[k]
-                        if before is None:
-                            before = self.task(tasks.row)(self.X[k], -1)
-                    elif start > a:
-                        before = None  # the chunk's own state start - 1
-                    else:
-                        before = self.state_before(p)
-                    ev = self.task(tasks.evaluate)(self.chain_f, self.spec, self.X[j], before, a, start)
-            out.append(ev)
+                    ev = self.task(tasks.evaluate)(
+                        self.key(j), self.chain_f, self.spec, self.X[j], before, a, max(a, p)
+                    )
+            summaries.append(ev)
+            befores.append(before)
         self.cancel(ahead)
-        return out
+        return summaries, befores
+
+    def close(self, ended: bool) -> None:
+        """After the loop: cancel what was made ahead; if evaluations may have been kept that no
+        completion took (made ahead, or a solve that raised), drop them on every worker."""
+        leftover = bool(self.ahead) or not ended
+        self.cancel()
+        if leftover:
+            with contextlib.suppress(Exception):  # a cache: a failure to clear it is harmless
+                self.client.run(_stash.forget, self.solve_id)
 
     def cancel(self, ahead: dict | None = None) -> None:
         """Cancel evaluations made ahead that no sweep will use."""
@@ -371,10 +402,12 @@ def solve_chain(
         run.sequential(0, n)
         return _solution(run, n, x, True, 0, (), "sequential", f"ran the {n} steps sequentially.")
     progress_bar = Progress(progress, max_iter if opts.fixed else n, "solve_chain")
+    ended = False
     try:
         out = _loop(run, opts, n, callback, progress_bar, have_init=x_init is not None)
+        ended = True
     finally:
-        run.cancel()
+        run.close(ended)
         progress_bar.close()
     return _solution(run, n, x, *out)
 

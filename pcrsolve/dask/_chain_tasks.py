@@ -24,6 +24,7 @@ from ..chain._policy import Options, threshold
 from ..chain._sequential import _SEQ_BLOCK, first_true, raise_first_nonfinite
 from ..chain._sweep import linear_step, sqnorm
 from ..linear._methods import choose
+from . import _stash
 from ._recurrence import _product
 from ._threads import kernel_slot
 
@@ -156,7 +157,7 @@ def _transfer(xp, A, kind: str, s: int):
     return _product(xp, A, dense, False, s)
 
 
-def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
+def _evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
     """Evaluate the chain on the chunk's active steps ``[start, a + s)`` and reduce locally.
 
     ``prev`` is the state before ``start``; None when ``start > a`` (then it is the chunk's
@@ -177,8 +178,16 @@ def evaluate(chain, spec: Spec, X, prev, a: int, start: int) -> Evaluated:
     return _reduce(spec, be, F, A, X[lo:, ...], (ev.n_step_evals, ev.n_jac_evals, ev.eval_time))
 
 
-def evaluate_ahead(decided, n: int, chain, spec: Spec, X, before, a: int, p: int) -> Evaluated | None:
-    """The next sweep's evaluation of a chunk, made as soon as the sweep from ``p`` is decided.
+def evaluate(key: tuple, chain, spec: Spec, X, prev, a: int, start: int):
+    """:func:`_evaluate` as a task: returns the summary the carries task needs and keeps the
+    rest on the worker for the chunk's completion (under ``key``, see :mod:`._stash`)."""
+    e = _evaluate(chain, spec, X, prev, a, start)
+    _stash.put(*key, e)
+    return summary(e)
+
+
+def evaluate_ahead(decided, n: int, key: tuple, chain, spec: Spec, X, before, a: int, p: int):
+    """The next sweep's :func:`evaluate` of a chunk, made as soon as the sweep from ``p`` is decided.
 
     ``decided`` is that sweep's :func:`decide` result: the next sweep starts at the new
     converged prefix ``q`` (``p + 1`` with fixed iterations), so the chunk is evaluated from
@@ -191,7 +200,7 @@ def evaluate_ahead(decided, n: int, chain, spec: Spec, X, before, a: int, p: int
     if bad >= 0 or q >= n or a + unpack(X).shape[0] <= q:
         return None
     start = max(a, q)
-    return evaluate(chain, spec, X, before if start == a else None, a, start)
+    return evaluate(key, chain, spec, X, before if start == a else None, a, start)
 
 
 def _reduce(spec: Spec, be, F, A, Xa, evals) -> Evaluated:
@@ -212,7 +221,7 @@ def _reduce(spec: Spec, be, F, A, Xa, evals) -> Evaluated:
 
 
 def summary(e: Evaluated):
-    """The small part of :func:`evaluate`'s result that the carries task needs."""
+    """The small part of an evaluation that the carries task needs."""
     return e.phi, e.dX_end, e.bad
 
 
@@ -244,14 +253,24 @@ def carries(kind: str, *summaries):
     return out
 
 
-def complete(spec: Spec, e: Evaluated, X, carry, j: int, omega: float, first: bool, a: int, start: int):
+def complete(
+    key: tuple, chain, spec: Spec, X, before, carry, j: int, omega: float, first: bool, a: int, start: int
+):
     """The chunk's update from its carry: ``(X_new, small)``.
+
+    The evaluation is the one :func:`evaluate` kept under ``key`` on this worker; when it is
+    not here (the task runs in another process, or Dask recomputes it after a lost worker) it
+    is made again from the same arguments (``before``: the state before ``start`` when
+    ``start == a``), with the same result.
 
     ``small = (err (s,), evals, f0_bad (B,) or None, last state)`` is what leaves the worker.
 
     As :func:`pcrsolve.chain._sweep.sweep`: non-finite positions are held back from the first
     one on (per batch element), the first active step of the sweep is set to ``f`` exactly.
     """
+    e = _stash.take(*key)
+    if e is None:
+        e = _evaluate(chain, spec, X, before if start == a else None, a, start)
     X = unpack(X)
     be = _backend.resolve({"X": X}, spec.backend)
     xp, opts = be.xp, spec.opts
