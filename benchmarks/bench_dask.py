@@ -20,12 +20,15 @@ Cases (``run(quick)`` returns one dict per row):
   on a ``LocalCluster`` of W = 1, 2, 4, 8, 16 single-threaded in-process workers against the
   sequential loop (target >= 2.5x at 16 workers). EMULATED: the workers share this
   machine's cores; only the sleeps run in parallel.
-- ``cost model``: the round trip ``r`` measured on the cluster; with each run's sweeps, active
-  chunks and sequential fallback, ``T_W = t0 + sum_s [ceil(P_s / W) L c + (4 P_s + 2) tau + r]
-  + fallback`` is fitted (``t0``, ``tau``) by least squares; prints predicted against measured
-  times, the predicted break-even number of workers for this chain and the speed-ups projected
-  to 64 .. 1024 workers (a chain of 64 steps per worker, the same per-step costs, sweeps and
-  per-task cost: the projection shows where the one scheduler becomes the limit).
+- ``cost model``: the round trip ``r`` and the hop ``h`` between dependent tasks measured on
+  the cluster; with each run's sweeps, active chunks, task count (``3 P_s + 2`` per sweep, from
+  its task stream) and sequential fallback, ``T_W = t0 + sum_s [ceil(P_s / W) L c + 4 h +
+  (r or h)] + tau tasks + fallback`` (``r`` for a sweep the client submitted, ``h`` for one
+  whose evaluations were made ahead) is fitted (``t0``, ``tau``) by least squares; prints
+  predicted against measured times, the predicted break-even number of workers for this
+  chain and the speed-ups projected to 64 .. 1024 workers (a chain of 64 steps per worker,
+  the same per-step costs, sweeps and per-task cost: the projection shows where the one
+  scheduler becomes the limit).
 
 Baseline and candidate are timed in alternation; ratios are medians of per-round ratios
 (baseline / candidate, > 1: the Dask path is faster). Results are checked first.
@@ -51,7 +54,9 @@ import pcrsolve as pcr
 SUITE = "dask"
 T_STEP, T_JAC = 0.010, 0.0025  # emulated seconds per step and per Jacobian
 _PROBE = 3  # steps solve_chain runs sequentially first (to time the loop)
-_TASKS_PER_CHUNK = 4  # tasks per active chunk and sweep (evaluate, summary, complete, its small part)
+_TASKS_PER_CHUNK = 3  # tasks per active chunk and sweep (evaluate, complete, its small part)
+_TASKS_PER_SWEEP = 2  # the carries and the decision
+_HOPS = 4  # task hops on a sweep's critical path after its evaluations (carries .. decision)
 
 
 def _interleaved(baseline, candidate, rounds: int) -> dict[str, float]:
@@ -166,8 +171,13 @@ class EmulatedChain:
         return (1 - y * y)[:, :, None] * self.W[k]
 
 
-def _overheads(client, repeats: int = 20) -> tuple[float, float]:
-    """``(tau, r)``: seconds per no-op task in a batch, and per client round trip."""
+def _noop(x):
+    return x
+
+
+def _overheads(client, repeats: int = 20) -> tuple[float, float, float]:
+    """``(tau, r, h)``: seconds per no-op task in a batch, per client round trip, and per hop
+    of a chain of dependent no-op tasks (a task starting when the one before it ends)."""
     client.submit(int, 0, pure=False).result()
     t = time.perf_counter()
     for _ in range(repeats):
@@ -178,11 +188,31 @@ def _overheads(client, repeats: int = 20) -> tuple[float, float]:
     futures = client.map(int, range(k), pure=False)
     client.gather(futures)
     tau = max((time.perf_counter() - t - r) / k, 0.0)
-    return tau, r
+    t = time.perf_counter()
+    f = client.submit(int, 0, pure=False)
+    for _ in range(repeats):
+        f = client.submit(_noop, f, pure=False)
+    f.result()
+    h = max((time.perf_counter() - t - r) / repeats, 0.0)
+    return tau, r, h
+
+
+def _client_sweeps(active: list[int], evaluated: int) -> list[bool]:
+    """Which sweeps the client submitted after the decision before (their evaluations were not
+    made ahead): the first, and the latest ones whose chunks account for the evaluations the
+    client asked for (``evaluated``, counted in the task stream)."""
+    out = [True] + [False] * (len(active) - 1)
+    left = evaluated - active[0]
+    for s in range(len(active) - 1, 0, -1):
+        if left >= active[s]:
+            out[s], left = True, left - active[s]
+    return out
 
 
 def chain_cases(quick: bool) -> list[dict[str, Any]]:
-    from distributed import Client, LocalCluster
+    from collections import Counter
+
+    from distributed import Client, LocalCluster, get_task_stream
 
     n = 128 if quick else 512
     workers = (1, 4) if quick else (1, 2, 4, 8, 16)
@@ -196,9 +226,12 @@ def chain_cases(quick: bool) -> list[dict[str, Any]]:
             n_workers=W, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster:
             with Client(cluster) as client:
-                tau, r = _overheads(client)
+                tau, r, h = _overheads(client)
                 seen: list[dict] = []
-                sol = pcr.dask.solve_chain(chain, x0, n, client=client, callback=seen.append)
+                with get_task_stream(client=client) as ts:
+                    sol = pcr.dask.solve_chain(chain, x0, n, client=client, callback=seen.append)
+                keys = [t["key"] if isinstance(t["key"], str) else t["key"][0] for t in ts.data]
+                kinds = Counter(k.rsplit("-", 5)[0] for k in keys)
                 err = float(np.max(np.abs(sol.states.compute() - ref)))
                 chunk = -(-n // W)
                 timing = _interleaved(
@@ -216,6 +249,9 @@ def chain_cases(quick: bool) -> list[dict[str, Any]]:
                 "fallback": fallback,
                 "tau": tau,
                 "r": r,
+                "h": h,
+                "tasks": len(keys),
+                "client_sweeps": _client_sweeps(active, kinds["evaluate"]),
                 "t": timing["t_candidate"],
             }
         )
@@ -232,6 +268,9 @@ def chain_cases(quick: bool) -> list[dict[str, Any]]:
                 "status": sol.status,
                 "tau_ms": 1e3 * tau,
                 "roundtrip_ms": 1e3 * r,
+                "hop_ms": 1e3 * h,
+                "tasks": len(keys),
+                "tasks_per_sweep": [_TASKS_PER_CHUNK * P + _TASKS_PER_SWEEP for P in active],
                 "max_error": err,
                 **timing,
             }
@@ -241,31 +280,39 @@ def chain_cases(quick: bool) -> list[dict[str, Any]]:
 
 
 def _work(f: dict, c: float) -> tuple[float, float, float]:
-    """``(compute seconds, tasks, round trips)`` of one run: its sweeps, probe and fallback."""
+    """``(compute seconds, tasks, latency seconds)`` of one run.
+
+    Compute: the emulated work on the critical path (the probe, ``ceil(P_s / W) L c`` per
+    sweep, the sequential fallback). Tasks: counted in the run's task stream. Latency: per
+    sweep the hops after its evaluations (carries, completion, small part, decision), then
+    the client's round trip when it submitted the next sweep, else one more hop (the
+    evaluations made ahead start on the workers).
+    """
     compute = _PROBE * T_STEP + f["fallback"] * T_STEP
     compute += sum(math.ceil(P / f["W"]) * f["chunk"] * c for P in f["active"])
-    tasks = sum(_TASKS_PER_CHUNK * P + 2 for P in f["active"]) + 3 * math.ceil(f["fallback"] / f["chunk"])
-    return compute, tasks, len(f["active"]) + 3
+    latency = sum(_HOPS * f["h"] + (f["r"] if by_client else f["h"]) for by_client in f["client_sweeps"])
+    return compute, f["tasks"], latency
 
 
 def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
-    """Fit ``T = t0 + compute + tau_eff tasks + r round_trips`` by least squares; predict, project.
+    """Fit ``T = t0 + compute + tau_eff tasks + latency`` by least squares; predict, project.
 
-    ``compute`` is the emulated work on the critical path (``ceil(P_s / W) L c`` per sweep, the
-    probe, the sequential fallback), ``r`` the measured round trip; ``t0`` (setup) and
-    ``tau_eff`` (the cost of a task inside a sweep, contention included) are fitted.
+    ``compute`` and ``latency`` come from each run (:func:`_work`: the measured round trip
+    and hop); ``t0`` (setup) and ``tau_eff`` (the cost of a task inside a sweep, contention
+    included) are fitted.
     """
     c = T_STEP + T_JAC
     parts = [_work(f, c) for f in fits]
     r = float(np.median([f["r"] for f in fits]))
-    y = np.array([f["t"] - cw - r * rt for f, (cw, _, rt) in zip(fits, parts)])
+    h = float(np.median([f["h"] for f in fits]))
+    y = np.array([f["t"] - cw - lat for f, (cw, _, lat) in zip(fits, parts)])
     X = np.array([[1.0, tasks] for _, tasks, _ in parts])
     (t0, tau_eff), *_ = np.linalg.lstsq(X, y, rcond=None)
     t0, tau_eff = max(float(t0), 0.0), max(float(tau_eff), 0.0)
     t_seq = n * T_STEP
     rows = []
-    for f, (cw, tasks, rt) in zip(fits, parts):
-        pred = t0 + cw + tau_eff * tasks + r * rt
+    for f, (cw, tasks, lat) in zip(fits, parts):
+        pred = t0 + cw + tau_eff * tasks + lat
         rows.append(
             {
                 "case": "cost model: predicted vs measured",
@@ -280,9 +327,11 @@ def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
     S = float(np.median(converged))
 
     def predicted(W: int, steps: int) -> float:
-        """Speed-up of a chain of ``steps`` steps, one chunk per worker active in all S sweeps."""
+        """Speed-up of a chain of ``steps`` steps, one chunk per worker active in all S sweeps
+        (the first submitted by the client, the others made ahead)."""
         L = math.ceil(steps / W)
-        T = t0 + _PROBE * T_STEP + S * (L * c + tau_eff * (_TASKS_PER_CHUNK * W + 2) + r)
+        per_sweep = L * c + tau_eff * (_TASKS_PER_CHUNK * W + _TASKS_PER_SWEEP) + (_HOPS + 1) * h
+        T = t0 + _PROBE * T_STEP + S * per_sweep + r - h
         return steps * T_STEP / T
 
     breakeven = next((W for W in range(1, n + 1) if predicted(W, n) > 1.0), None)
@@ -293,6 +342,7 @@ def cost_model(fits: list[dict], n: int) -> list[dict[str, Any]]:
             "tau_ms": 1e3 * float(np.median([f["tau"] for f in fits])),
             "tau_eff_ms": 1e3 * tau_eff,
             "roundtrip_ms": 1e3 * r,
+            "hop_ms": 1e3 * h,
             "sweeps": S,
             "c_ms": 1e3 * c,
             "breakeven_workers": breakeven,
@@ -366,6 +416,7 @@ def _print(rows) -> None:
             print(
                 f"  cost model fit: t0 {r['t0_s']:.2f} s, tau {r['tau_ms']:.2f} ms/task (no-op), "
                 f"{r['tau_eff_ms']:.2f} ms/task in sweeps (fitted), round trip {r['roundtrip_ms']:.1f} ms, "
+                f"hop {r['hop_ms']:.1f} ms, "
                 f"{r['sweeps']:g} sweeps, c {r['c_ms']:.1f} ms/step; predicted break-even at "
                 f"{r['breakeven_workers']} workers"
             )
