@@ -59,6 +59,14 @@ class SlowMLP:
         return (1 - y * y)[..., None] * W
 
 
+class PerStepMLP(SlowMLP):
+    """Each step (not each call) sleeps: sweeps spread over many workers pay."""
+
+    def step(self, x, k):
+        time.sleep(self.delay * (len(k) - 1))
+        return super().step(x, k)
+
+
 def _seq(chain, x0, n):
     chain_fast = SlowMLP.__new__(SlowMLP)
     chain_fast.__dict__.update(chain.__dict__, delay=0.0)
@@ -211,6 +219,31 @@ def test_tasks_per_sweep_and_frozen_chunks_drop_out(client):
     P = n // chunk
     assert len(names) == 3 * expected + 2 * len(seen) + count["initial"] + count["unpack"]
     assert count["initial"] == P  # setup: the first iterate of every chunk
+
+
+def test_evaluations_made_ahead_when_sweeps_spread_wide():
+    # eight workers, one chunk each: every sweep's steps spread over eight workers, so while the
+    # forecast wants more sweeps, each sweep's graph evaluates the next one ahead
+    n, chunk = 64, 8
+    chain = PerStepMLP(n, seed=10, delay=0.01)
+    x0 = np.zeros(M)
+    with distributed.LocalCluster(
+        n_workers=8, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        with distributed.Client(cluster) as c:
+            seen = []
+            with distributed.get_task_stream(client=c) as ts:
+                sol = pcr.dask.solve_chain(chain, x0, n, chunk_steps=chunk, client=c, callback=seen.append)
+            states = sol.states.compute()
+    np.testing.assert_allclose(states, _seq(chain, x0, n), rtol=1e-9, atol=1e-9)
+    assert sol.status == "converged" and len(seen) >= 3, sol.message
+    count = Counter(
+        (t["key"] if isinstance(t["key"], str) else t["key"][0]).rsplit("-", 5)[0] for t in ts.data
+    )
+    active = [len(range(s["window"][0] // chunk, -(-n // chunk))) for s in seen]
+    assert count["evaluate_ahead"] >= active[1]  # at least the second sweep was evaluated ahead
+    assert count["evaluate"] + count["evaluate_ahead"] >= sum(active)
+    assert count["complete"] == sum(active)
 
 
 def test_completion_evaluates_again_without_the_kept_evaluation(client, monkeypatch):

@@ -41,6 +41,9 @@ _PROBE_STEPS = 3
 # Default chunking: about this many chunks per worker thread (fewer steps per chunk lets frozen
 # chunks drop out sooner; more tasks cost scheduler time).
 _CHUNKS_PER_THREAD = 1
+# Evaluations are made ahead only for sweeps spread over at least this many workers' worth of
+# parallel steps (see _ahead).
+_AHEAD_SPREAD = 8
 
 
 def _client(client):
@@ -83,8 +86,10 @@ class _Run:
         # Each chunk has a home worker (round robin), where its tasks are asked to run: the
         # chunks stay spread over the cluster instead of piling up where their inputs were
         # made. Only a preference: another worker takes over if the home one is lost.
-        workers = sorted(client.scheduler_info()["workers"]) or [None]
+        info = client.scheduler_info()["workers"]
+        workers = sorted(info) or [None]
         self.homes = [workers[j % len(workers)] for j in range(len(bounds))]
+        self.threads = max(1, sum(w.get("nthreads", 1) for w in info.values()))
         self.solve_id, self.sweeps = uuid.uuid4().hex, 0
         self.ahead: dict[int, Any] = {}  # chunk -> its evaluation for the next sweep, made ahead
 
@@ -185,6 +190,11 @@ class _Run:
         self.n_step_evals += s_evals
         self.n_jac_evals += j_evals
         return n_ok, max_err, bad, t_eval
+
+    def parallel_steps(self, p: int, e: int) -> int:
+        """The steps one worker thread evaluates in a sweep over ``[p, e)`` (at the least)."""
+        sizes = sorted((b - max(a, p) for a, b in self.bounds if b > p and a < e), reverse=True)
+        return sum(sizes[:: self.threads])
 
     def key(self, j: int, later: int = 0) -> tuple[str, int, int]:
         """Where chunk ``j``'s evaluation for the current sweep (or ``later`` sweeps on) is kept."""
@@ -462,7 +472,7 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
         t0 = time.perf_counter()
         prev = residuals[-1] if residuals and not opts.fixed else None
         omega = opts.damping if opts.fixed else st.damping
-        n_ok, err, bad, t_eval = run.sweep(p, e, omega, prev, _ahead(opts, st, residuals, n))
+        n_ok, err, bad, t_eval = run.sweep(p, e, omega, prev, _ahead(run, opts, st, residuals, n, p, e))
         if bad >= 0:
             raise nonfinite_error(p, run.spec.batch, bad)
         elapsed = time.perf_counter() - t0
@@ -510,12 +520,20 @@ def _loop(run: _Run, opts: Options, n: int, callback, progress, have_init: bool)
     return True, st.iterations, residuals, "sequential", msg
 
 
-def _ahead(opts: Options, st: State, residuals: list[float], n: int) -> bool:
-    """Whether the sweep about to run is, by the decisions so far, not the last one: then its
-    graph also makes the next sweep's evaluations (cancelled if the forecast was wrong)."""
+def _ahead(run: _Run, opts: Options, st: State, residuals: list[float], n: int, p: int, e: int) -> bool:
+    """Whether the sweep about to run over ``[p, e)`` is, by the decisions so far, not the last
+    one: then its graph also makes the next sweep's evaluations.
+
+    With fixed iterations every sweep is known in advance. Otherwise the sweeps must spread
+    their steps over at least ``_AHEAD_SPREAD`` workers' worth of parallel work: with less,
+    they barely pay, the cost rules may switch to the plain loop after any sweep, and an
+    evaluation made ahead cannot be stopped once it runs (the plain loop would wait for it).
+    """
     if opts.fixed:
         return st.sweeps + 1 < min(opts.max_iter, n)
     if opts.max_iter is not None and st.sweeps + 1 >= opts.max_iter:
+        return False
+    if run.parallel_steps(p, e) * _AHEAD_SPREAD > n:
         return False
     return len(residuals) < 2 or 2 <= _policy.sweeps_needed(opts, residuals) < math.inf
 
