@@ -61,9 +61,9 @@ def _client(client):
         ) from None
 
 
-def _chunk_bounds(n: int, chunk_steps: int | None, client) -> list[tuple[int, int]]:
+def _chunk_bounds(n: int, chunk_steps: int | None, workers: dict) -> list[tuple[int, int]]:
     if chunk_steps is None:
-        threads = sum(client.nthreads().values()) or 1
+        threads = sum(w.get("nthreads", 1) for w in workers.values()) or 1
         chunk_steps = max(1, -(-n // (_CHUNKS_PER_THREAD * threads)))
     return [(a, min(n, a + chunk_steps)) for a in range(0, n, chunk_steps)]
 
@@ -77,7 +77,7 @@ class _Run:
     future of that ``small`` part (errors, counts, the chunk's last state), or None.
     """
 
-    def __init__(self, client, chain_f, spec, bounds, X, x0, ev_counts) -> None:
+    def __init__(self, client, info, chain_f, spec, bounds, X, x0, ev_counts) -> None:
         self.client, self.chain_f, self.spec, self.bounds = client, chain_f, spec, bounds
         self.X = X  # futures, one per chunk
         self.small: list[Any] = [None] * len(bounds)
@@ -86,7 +86,6 @@ class _Run:
         # Each chunk has a home worker (round robin), where its tasks are asked to run: the
         # chunks stay spread over the cluster instead of piling up where their inputs were
         # made. Only a preference: another worker takes over if the home one is lost.
-        info = client.scheduler_info()["workers"]
         workers = sorted(info) or [None]
         self.homes = [workers[j % len(workers)] for j in range(len(bounds))]
         self.threads = max(1, sum(w.get("nthreads", 1) for w in info.values()))
@@ -401,10 +400,11 @@ def solve_chain(
         recurrence_method="pcr",
     )
     spec = tasks.Spec(opts, backend, dtype, batch, m)
-    bounds = _chunk_bounds(n, chunk_steps, client)
+    workers = client.scheduler_info()["workers"]  # one request for the chunking and the homes
+    bounds = _chunk_bounds(n, chunk_steps, workers)
     chain_f = client.scatter(chain, broadcast=True, hash=False)
     X = _initial_chunks(client, be, x, x_init, n, bounds, dtype)
-    run = _Run(client, chain_f, spec, bounds, X, x, (0, 0))
+    run = _Run(client, workers, chain_f, spec, bounds, X, x, (0, 0))
 
     if n == 0:
         return _solution(run, n, x, True, 0, (), "converged", "nothing to solve (n_steps = 0).")
