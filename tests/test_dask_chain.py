@@ -263,6 +263,23 @@ def test_completion_evaluates_again_without_the_kept_evaluation(client, monkeypa
     assert again.n_step_evals == kept.n_step_evals
 
 
+def test_kept_evaluations_are_dropped_when_stale():
+    from pcrsolve.dask import _stash
+
+    base = _stash.size()
+    _stash.put("s0", 1, 0, "a")
+    _stash.put("s0", 2, 0, "b")
+    _stash.put("s0", 3, 1, "c")  # sweep 1 is two sweeps old: dropped
+    assert _stash.take("s0", 1, 0) is None and _stash.take("s0", 2, 0) == "b"
+    for solve in ("s1", "s2", "s3", "s4"):  # four newer solves: s0 is dropped
+        _stash.put(solve, 1, 0, solve)
+    assert _stash.take("s0", 3, 1) is None
+    assert _stash.forget("s4") == 1 and _stash.take("s4", 1, 0) is None
+    for solve in ("s1", "s2", "s3"):
+        assert _stash.forget(solve) == 1
+    assert _stash.size() <= base
+
+
 def test_chain_is_scattered_once(client, monkeypatch):
     calls = []
     real = client.scatter

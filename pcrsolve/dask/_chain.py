@@ -5,9 +5,12 @@ scattered to every worker once. One sweep submits, for every active chunk, an ev
 reduces the chunk's part of the linear step locally (:func:`._chain_tasks.evaluate`), one small
 task for the carries between chunks, a completion per chunk, and one small task that decides
 how far the converged prefix advanced: the client waits for that one result (a few numbers)
-per sweep. Chunks behind the prefix are frozen and drop out; their futures are the result.
-The loop's rules (tolerances, damping on trouble, the cost rules that switch to the plain loop)
-are the single machine's, from :mod:`pcrsolve.chain._policy`.
+per sweep. While more sweeps are forecast and the cluster is wide enough, a sweep's graph also
+holds the next sweep's evaluations, which start on the workers from that decision
+(:func:`._chain_tasks.evaluate_ahead`), so the round trip is off the critical path. Chunks
+behind the prefix are frozen and drop out; their futures are the result. The loop's rules
+(tolerances, damping on trouble, the cost rules that switch to the plain loop) are the single
+machine's, from :mod:`pcrsolve.chain._policy`.
 """
 
 from __future__ import annotations

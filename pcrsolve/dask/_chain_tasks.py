@@ -3,9 +3,11 @@
 A chunk holds the iterate of steps ``[a, a + s)``: ``X (s, *batch, m)``. One sweep over the
 active steps ``[start, stop)`` of a chunk is :func:`evaluate` (the chain's values and
 Jacobians at the current iterate, and the linear step ``dX_k = A_k dX_{k-1} + R_k`` from zero,
-kept on the worker), then, once the carries are known (:func:`carries`), :func:`complete`
-(the linear step from the carry, the update, the per-step errors). Every task is pure: it
-returns new arrays and never writes into its inputs, so Dask may rerun it on another worker.
+kept on the worker, :mod:`._stash`; it returns a small summary), then, once the carries are
+known (:func:`carries`), :func:`complete` (the linear step from the carry, the update, the
+per-step errors). Every task is pure: it returns new arrays and never writes into its inputs,
+and a completion that does not find its evaluation kept makes it again, so Dask may rerun
+any task on another worker.
 The arithmetic is the single-machine sweep's (:mod:`pcrsolve.chain._sweep`), chunk by chunk.
 """
 
