@@ -210,7 +210,10 @@ def test_chaotic_chain_goes_sequential_whatever_the_timing():
     x0 = np.array([[0.2], [0.31], [0.77]])
     sol = pcr.solve_chain(ch, x0, 2000)
     assert sol.route == "sequential" and sol.residuals == ()
-    assert "slower than the loop" in sol.route_reason and "expected" in sol.route_reason
+    # Forecast slower (expected sweeps: n), or, when the probe times the loop fast, too short
+    # a loop to sweep at all.
+    why = sol.route_reason
+    assert ("slower than the loop" in why and "expected" in why) or "fixed costs of sweeps" in why, why
     np.testing.assert_array_equal(sol.states, pcr.sequential_chain(ch, x0, 2000))
     assert sol.n_step_evals <= 2000 + 2000 // 32 + 3 * _probe._SWEEP_PROBE_MAX  # the loop, the probe
 

@@ -297,8 +297,12 @@ def solve_autoregressive(
     >>> u = rng.standard_normal((3, n))  # the sampling noise, drawn up front
     >>> func = lambda x: u + 0.5 * np.tanh(x @ W.T)
     >>> sol = pcr.solve_autoregressive(func, np.zeros((3, n)))
-    >>> sol.converged, sol.n_evals < n
-    (True, True)
+    >>> sol.converged
+    True
+
+    ``sol.n_evals`` model calls (15 here; ``n`` if the cost rules chose to sample
+    position by position) give the samples of the loop over positions:
+
     >>> x = np.zeros((3, n))
     >>> for i in range(n):  # sampling position by position
     ...     x[:, i] = func(x)[:, i]
