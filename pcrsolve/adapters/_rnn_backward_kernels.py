@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
-from ._rnn_kernels import _matvec_t, _tanh_all
+from ._rnn_kernels import _gru_diag_gates, _matvec_t, _tanh_all
 
 __all__ = ["elman_backward", "gru_backward", "gru_diag_backward", "lstm_diag_backward"]
 
@@ -41,16 +41,7 @@ def gru_diag_backward(x0, S, P, a, G, deltas, carry, agrad, adj):  # pragma: no 
     agrad[...] = 0.0
     for t in range(T - 1, -1, -1):
         hs = S[t - 1] if t > 0 else x0
-        for b in range(B):
-            for i in range(w):
-                zr[b * w + i] = 0.5 * (a[0, i] * hs[b, i] + P[t, b, 0, i])
-                zr[n + b * w + i] = 0.5 * (a[1, i] * hs[b, i] + P[t, b, 1, i])
-        _tanh_all(zr, 2 * n)
-        for b in range(B):
-            for i in range(w):
-                r = 0.5 * zr[n + b * w + i] + 0.5
-                c[b * w + i] = a[2, i] * (r * hs[b, i]) + P[t, b, 2, i]
-        _tanh_all(c, n)
+        _gru_diag_gates(a, P, t, hs, zr, c)
         for b in range(B):
             for i in range(w):
                 h = hs[b, i]

@@ -17,6 +17,7 @@ from .._jit import jit
 from ._kernels import _tanh
 
 __all__ = [
+    "_gru_diag_gates",
     "_matvec_t",
     "_tanh_all",
     "elman_loop",
@@ -107,6 +108,25 @@ def gru_loop(x0, P, WzrT, WcT, start, stop, out):  # pragma: no cover - compiled
                 out[t - start, b, i] = h[b, i]
 
 
+@jit(inline=True)
+def _gru_diag_gates(a, P, t, h, zr, c):  # pragma: no cover - compiled
+    """The gates of step ``t`` from the state ``h (B, w)`` before it, for the whole batch:
+    ``zr`` = tanh of half the z and r pre-activations (``(2 B w,)``, z first), ``c`` = the
+    candidate ``tanh(a_c r h + P_c)`` (``(B w,)``); shared by the loop and the reverse pass."""
+    B, w = h.shape
+    n = B * w
+    for b in range(B):
+        for i in range(w):
+            zr[b * w + i] = 0.5 * (a[0, i] * h[b, i] + P[t, b, 0, i])
+            zr[n + b * w + i] = 0.5 * (a[1, i] * h[b, i] + P[t, b, 1, i])
+    _tanh_all(zr, 2 * n)
+    for b in range(B):
+        for i in range(w):
+            r = 0.5 * zr[n + b * w + i] + 0.5
+            c[b * w + i] = a[2, i] * (r * h[b, i]) + P[t, b, 2, i]
+    _tanh_all(c, n)
+
+
 @jit
 def gru_diag_loop(x0, P, a, start, stop, out):  # pragma: no cover - compiled
     """``a (3, w)``: ``a_z, a_r, a_c``."""
@@ -116,16 +136,7 @@ def gru_diag_loop(x0, P, a, start, stop, out):  # pragma: no cover - compiled
     zr = np.empty(2 * n, dtype=x0.dtype)  # half the z, then the r pre-activations
     c = np.empty(n, dtype=x0.dtype)
     for t in range(start, stop):
-        for b in range(B):
-            for i in range(w):
-                zr[b * w + i] = 0.5 * (a[0, i] * h[b, i] + P[t, b, 0, i])
-                zr[n + b * w + i] = 0.5 * (a[1, i] * h[b, i] + P[t, b, 1, i])
-        _tanh_all(zr, 2 * n)
-        for b in range(B):
-            for i in range(w):
-                r = 0.5 * zr[n + b * w + i] + 0.5
-                c[b * w + i] = a[2, i] * (r * h[b, i]) + P[t, b, 2, i]
-        _tanh_all(c, n)
+        _gru_diag_gates(a, P, t, h, zr, c)
         for b in range(B):
             for i in range(w):
                 z = 0.5 * zr[b * w + i] + 0.5
