@@ -195,14 +195,29 @@ def test_callbacks_progress_and_counts(client, capsys):
     pcr.dask.solve_chain(chain, np.zeros(M), n, chunk_steps=6, client=client, progress=True)
 
 
-def test_tasks_per_sweep_and_frozen_chunks_drop_out(client):
+def test_tasks_per_sweep_and_frozen_chunks_drop_out():
     n, chunk = 48, 6
     chain = SlowMLP(n, seed=7, delay=0.0)
     seen = []
-    with distributed.get_task_stream(client=client) as ts:
-        pcr.dask.solve_chain(
-            chain, np.zeros(M), n, chunk_steps=chunk, tol=0, max_iter=12, client=client, callback=seen.append
-        )
+    # a cluster of its own: the task stream records every task that ends while it is open,
+    # including those a previous test's solve left running on a shared cluster
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with distributed.get_task_stream(client=client) as ts:
+            pcr.dask.solve_chain(
+                chain,
+                np.zeros(M),
+                n,
+                chunk_steps=chunk,
+                tol=0,
+                max_iter=12,
+                client=client,
+                callback=seen.append,
+            )
     names = [t["key"] if isinstance(t["key"], str) else t["key"][0] for t in ts.data]
     count = Counter(k.rsplit("-", 5)[0] for k in names)  # keys are "<function>-<uuid4>"
     # a sweep evaluates only the chunks that hold active steps: those at or past the prefix

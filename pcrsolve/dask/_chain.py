@@ -267,7 +267,8 @@ class _Run:
             )
             self.set(j, self.item(out, 0, home=j))
             counts.append(self.item(out, 1, home=j))
-            prev = self.submit(tasks.row, self.X[j], -1, home=j)
+            if j + 1 < len(self.bounds):  # the last chunk's state is no one's start
+                prev = self.submit(tasks.row, self.X[j], -1, home=j)
         self.n_step_evals += sum(self.client.gather(counts))
 
     def arrays(self) -> list[Any]:
