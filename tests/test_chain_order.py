@@ -215,6 +215,64 @@ def test_sequential_chain_matches_hand_loop(rng):
     np.testing.assert_allclose(states, hand_loop(ch, x0, n), rtol=1e-13, atol=1e-13)
 
 
+def test_the_loop_from_a_prefix_reads_the_last_r_states(rng, no_fallback):
+    # sweeps that stop after two leave the rest to the loop, which starts from the states the
+    # sweeps froze: its history must hold the r states before its first step, newest first
+    n, r, m = 40, 3, 2
+    ch = skip(rng, n, r, m, scale=1.2)
+    x0 = rng.standard_normal((r, 2, m))
+    sol = pcr.solve_chain(chain_of(ch, "jac"), x0, n, method="newton", max_iter=2)
+    assert sol.status == "sequential" and 0 < len(sol.residuals) <= 2, sol.message
+    np.testing.assert_allclose(sol.states, hand_loop(ch, x0, n), rtol=1e-12, atol=1e-12)
+
+
+class _OwnLoop:
+    """A chain of order r with its own ``sequential`` hook (the hand loop), recording its calls."""
+
+    def __init__(self, ch, x0):
+        self.ch, self.x0, self.order, self.calls = ch, x0, ch.order, []
+        self.step = ch.step
+
+    def sequential(self, x_prev, start, stop):
+        self.calls.append((x_prev.copy(), start, stop))
+        states = hand_loop(self.ch, self.x0, stop)
+        return states[start:stop]
+
+
+def test_own_sequential_hook_of_an_order_r_chain(rng, no_fallback):
+    n, r, m = 30, 3, 2
+    ch = skip(rng, n, r, m)
+    x0 = rng.standard_normal((r, 4, m))
+    ref = hand_loop(ch, x0, n)
+    own = _OwnLoop(ch, x0)
+    np.testing.assert_array_equal(pcr.sequential_chain(own, x0, n), ref)
+    ((given, start, stop),) = own.calls
+    np.testing.assert_array_equal(given, x0[::-1])  # the r states before step 0, newest first
+    assert (start, stop) == (0, n)
+    # a loop from a later step gets the states before it from the solve
+    own.calls.clear()
+    sol = pcr.solve_chain(own, x0, n, method="jacobi", max_iter=2)
+    assert sol.status == "sequential" and len(sol.residuals) == 2, sol.message
+    last_start, last_stop = own.calls[-1][1:]  # the loop that finished the chain after the sweeps
+    assert 0 < last_start < last_stop == n
+    full = np.concatenate([x0, ref])  # full[t] = x_{t-r}
+    for given, start, _ in own.calls:
+        np.testing.assert_allclose(given, full[start : start + r][::-1], rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(sol.states, ref, rtol=1e-13, atol=1e-13)
+
+
+def test_own_sequential_hook_of_the_wrong_shape(rng):
+    ch = skip(rng, 6, 2, 3)
+    x0 = rng.standard_normal((2, 3))
+    bad = pcr.FunctionChain(ch.step, sequential=lambda x, a, b: np.zeros((b - a, 2, 3)), order=2)
+    with pytest.raises(
+        ValueError,
+        match=r"`chain.sequential` must return shape \(stop - start, \*batch, m\) "
+        r"= \(6, 3\) for x_prev of shape \(2, 3\)",
+    ):
+        pcr.sequential_chain(bad, x0, 6)
+
+
 # --------------------------------------------------------------------------- Newton itself
 
 

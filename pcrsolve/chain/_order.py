@@ -15,7 +15,9 @@ Newton's linear step of the order-r chain, ``dx_k = sum_j J_{k,j} dx_{k-j} + r_k
 lower-banded triangular system), is exactly ``dX_k = C_k dX_{k-1} + (r_k, 0, ..., 0)`` on a
 consistent iterate (every copy of ``x_k`` equal), and stays consistent, so the shells hand the
 stacked chain to the unchanged loop, recurrence kernels and adjoint. :class:`OrderChain` is that
-chain; :func:`lift` builds it with the stacked initial state and the conversions of states.
+chain; :func:`lift` builds it with the stacked initial state and the conversions of states. Its
+plain loop (:meth:`OrderChain.sequential`) keeps a history of the last ``r`` states instead of
+building a stacked state per step, and runs the user's own ``sequential`` hook when there is one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from ._eval import check_output, has
 
-__all__ = ["Lift", "OrderChain", "companion", "lift", "order_method"]
+__all__ = ["Lift", "OrderChain", "companion", "lift", "order_method", "stacked"]
 
 # How the public methods act on an order-r chain: the loop's method and the stacked chain's mode.
 # "band1" keeps only the lag-1 Jacobian (a quasi-Newton method); "picard" takes J_{k,1} = I and
@@ -48,6 +50,15 @@ def order_method(method: str) -> tuple[str, str]:
             f"companion matrix); use one of {', '.join(map(repr, _LOOP_METHOD))}."
         )
     return _LOOP_METHOD[method]
+
+
+def stacked(xp: Any, history: Any, S: Any) -> Any:
+    """Consistent stacked states ``(s, *batch, r m)`` of the states ``S (s, *batch, m)`` that
+    follow ``history (r, *batch, m)``, oldest first: row ``i`` is ``(x_i, x_{i-1}, ..., x_{i-r+1})``.
+    """
+    r, s = history.shape[0], S.shape[0]
+    Y = xp.concat([history, S], axis=0)  # Y[t] = x_{t-r}
+    return xp.concat([Y[r - j : r - j + s, ...] for j in range(r)], axis=-1)
 
 
 def companion(xp: Any, blocks: list[Any]) -> Any:
@@ -73,7 +84,8 @@ class OrderChain:
         The user's chain of order ``r``: ``step(x_prev (s, r, *batch, m), k) -> (s, *batch, m)``
         with ``x_prev[:, j] = x_{k-1-j}``, and optionally ``jac -> (s, r, *batch, m, m)``,
         ``linearize -> (f, jac)``, ``jvp(x_prev, k, v (s, r, *batch, m)) -> (s, *batch, m)``,
-        ``vjp(x_prev, k, u (s, *batch, m)) -> (s, r, *batch, m)``, ``jac_diag -> (s, r, *batch, m)``.
+        ``vjp(x_prev, k, u (s, *batch, m)) -> (s, r, *batch, m)``, ``jac_diag -> (s, r, *batch, m)``,
+        ``sequential(x_prev (r, *batch, m), start, stop) -> (stop - start, *batch, m)``.
     r : int
         The order.
     xp, dtype, batch, m
@@ -87,6 +99,7 @@ class OrderChain:
         self.user, self.r, self.mode = chain, r, mode
         self.xp, self.dtype, self.batch, self.m = xp, dtype, batch, m
         self._checked: set[str] = set()
+        self.sequential = self._sequential  # always: the history loop beats stacked steps
         dense = mode in ("full", "band1")
         # Absent callbacks are None, so that the evaluator sees exactly what the user's chain offers.
         self.jac = self._jac if dense and has(chain, "jac") else None
@@ -112,15 +125,17 @@ class OrderChain:
         Y = xp.permute_dims(Y, (0, *range(2, nb + 2), 1, nb + 2))
         return xp.reshape(Y, (Y.shape[0], *self.batch, self.r * self.m))
 
-    def _check(self, name: str, out: Any, want: tuple[int, ...], layout: str, s: int) -> Any:
-        """Check the first output of the user's callback ``name`` (later ones are trusted)."""
+    def _check(self, name: str, out: Any, want: tuple[int, ...], layout: str, s: int | None) -> Any:
+        """Check the first output of the user's callback ``name`` (later ones are trusted);
+        ``s`` is the callback's number of steps, None for ``sequential`` (no step axis)."""
         if name in self._checked:
             return out
         hint = (
             f"With order {self.r}, x_prev[:, j] is x_(k-1-j) (the states before step k, newest first), "
             "and a Jacobian has one m x m block per lag."
         )
-        check_output(name, out, want, layout, self.dtype, (s, self.r, *self.batch, self.m), hint)
+        given = (self.r, *self.batch, self.m)
+        check_output(name, out, want, layout, self.dtype, given if s is None else (s, *given), hint)
         self._checked.add(name)
         return out
 
@@ -147,6 +162,31 @@ class OrderChain:
         """``X_k = (f_k(X_{k-1}), X_{k-1}[0], ..., X_{k-1}[r-2])``."""
         s = X.shape[0]
         return self._shifted(self._f(self.user.step(self.unstack(X), k), s), X)
+
+    def _sequential(self, X: Any, start: int, stop: int) -> Any:
+        """The plain loop over steps ``[start, stop)`` from the stacked state ``X (*batch, r m)``.
+
+        The user's ``sequential`` hook when it has one (given the last ``r`` states, newest
+        first, as ``step`` gets them without the step axis), else its ``step`` on a buffer of
+        the last ``r`` states: per step a view of the buffer, no stacked state. Returns the
+        stacked states ``(stop - start, *batch, r m)``.
+        """
+        xp, r, s = self.xp, self.r, stop - start
+        lags = self.unstack(X[None, ...])[0, ...]  # (r, *batch, m): lag j = x_{start-1-j}
+        if has(self.user, "sequential"):
+            S = self.user.sequential(lags, start, stop)
+            S = self._check("sequential", S, (s, *self.batch, self.m), "(stop - start, *batch, m)", None)
+        else:
+            # Newest first: Z[s - 1 - i] = x_{start+i} and Z[s + j] = x_{start-1-j}, so that step
+            # i's x_prev (x_{start+i-1-j} for lag j) is the contiguous view Z[s - i : s - i + r].
+            Z = xp.concat([xp.empty((s, *self.batch, self.m), dtype=self.dtype), lags], axis=0)
+            ks = xp.arange(start, stop)
+            step = self.user.step
+            for i in range(s):
+                out = step(Z[None, s - i : s - i + r, ...], ks[i : i + 1])
+                Z[s - 1 - i, ...] = (self._f(out, 1) if i == 0 else out)[0, ...]
+            S = xp.flip(Z[:s, ...], axis=0)
+        return stacked(xp, xp.flip(lags, axis=0), S)
 
     def _jac(self, X: Any, k: Any) -> Any:
         s = X.shape[0]
@@ -205,9 +245,7 @@ class Lift:
 
     def stack(self, S: Any) -> Any:
         """States ``(n, *batch, m)`` -> consistent stacked states ``(n, *batch, r m)``."""
-        xp, r, n = self.chain.xp, self.chain.r, S.shape[0]
-        Y = xp.concat([self.history, S], axis=0)  # Y[t] = x_{t-r}
-        return xp.concat([Y[r - j : r - j + n, ...] for j in range(r)], axis=-1)
+        return stacked(self.chain.xp, self.history, S)
 
     def pad(self, G: Any) -> Any:
         """Cotangents ``(n, *batch, m)`` of the states -> of the stacked states (zeros on the lags)."""

@@ -51,8 +51,10 @@ class Chain(Protocol):
     x_{k-1-j}``; ``jac`` returns one Jacobian per lag, ``(s, r, *batch, m, m)`` with
     ``jac[:, j] = df_k/dx_{k-1-j}`` (and ``linearize`` its pair), ``jvp(x_prev, k, v)`` takes a
     tangent of every lag, ``v : (s, r, *batch, m)``, ``vjp(x_prev, k, u)`` returns one cotangent
-    per lag, ``(s, r, *batch, m)``, and ``jac_diag`` the diagonal of each lag's Jacobian,
-    ``(s, r, *batch, m)``; ``x0`` holds the ``r`` states before the first step.
+    per lag, ``(s, r, *batch, m)``, ``jac_diag`` the diagonal of each lag's Jacobian,
+    ``(s, r, *batch, m)``, and ``sequential(x_prev, start, stop)`` gets the ``r`` states before
+    ``start`` in the same order, ``x_prev : (r, *batch, m)``; ``x0`` holds the ``r`` states
+    before the first step (oldest first).
 
     Examples
     --------
