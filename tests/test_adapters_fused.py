@@ -83,6 +83,37 @@ def test_sequential_matches_the_step_loop(rng, cls, act, batch, threads):
 
 
 @pytest.mark.kernels
+@pytest.mark.parametrize("batch", [(3,), (64,)], ids=str)  # the compiled loop, NumPy's loop
+def test_sequential_into_the_solvers_states(rng, batch):
+    L, m = 30, 4
+    W, b = network(rng, L, m)
+    net = ResNet(W, b, "tanh", step_size=0.2)
+    x = rng.standard_normal((*batch, m))
+    ref = ref_forward(W, b, x, "tanh", True, 0.2)
+    out = np.full((15, *batch, m), np.nan)
+    assert net._sequential_into(ref[9], 10, 25, out)
+    np.testing.assert_allclose(out, ref[10:25], rtol=1e-13, atol=1e-14)
+    # what does not fit is left alone (the solvers then call `sequential`)
+    unfit = [
+        np.zeros((15, *batch, m), dtype=np.float32),  # another dtype
+        np.zeros((14, *batch, m)),  # another shape
+        np.zeros((m, *batch, 15)).T,  # not C-contiguous
+    ]
+    for bad in unfit:
+        before = bad.copy()
+        assert not net._sequential_into(ref[9], 10, 25, bad)
+        np.testing.assert_array_equal(bad, before)
+    # the solvers' loop writes into their states ...
+    direct = ResNet(W, b, "tanh", step_size=0.2)
+    direct.sequential = lambda *args: pytest.fail("the states were not written in place")
+    np.testing.assert_allclose(pcr.sequential_chain(direct, x, L), ref, rtol=1e-13, atol=1e-14)
+    # ... and calls `sequential` when the private hook declines
+    declined = ResNet(W, b, "tanh", step_size=0.2)
+    declined._sequential_into = lambda *args: False
+    np.testing.assert_allclose(pcr.sequential_chain(declined, x, L), ref, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_compiled_tanh_is_within_two_ulp(dtype):
     """The compiled loop's vectorizable tanh against NumPy's, on a dense grid and the specials."""

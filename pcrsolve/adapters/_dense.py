@@ -391,6 +391,13 @@ class DenseChain:
 
         return sequential(self, x_prev, start, stop)
 
+    def _sequential_into(self, x_prev: Any, start: int, stop: int, out: Any) -> bool:
+        """:meth:`sequential` writing the outputs into the solver's ``out`` (no copy of them);
+        False where ``out`` does not fit (see ``_dense_fused.sequential``)."""
+        from ._dense_fused import sequential
+
+        return sequential(self, x_prev, start, stop, into=out) is not None
+
     def _fused_pass(self, kind: str, dtype: Any) -> Any:
         """The sweep pass of :mod:`pcrsolve.chain` without Jacobians (see ``_dense_fused``)."""
         from ._dense_fused import fused_pass

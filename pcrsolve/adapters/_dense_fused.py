@@ -121,11 +121,14 @@ def _compiled_pays(act: str, B: int, m: int) -> bool:
     return ns is not None and B * m * (max(ns - 1.5, 0.0) + _FMA_EXTRA_NS * m) <= _LAYER_CALL_NS
 
 
-def sequential(chain: Any, x_prev: Any, start: Any, stop: Any) -> Any:
+def sequential(chain: Any, x_prev: Any, start: Any, stop: Any, into: Any = None) -> Any:
     """Layers ``start .. stop-1`` applied one after the other to ``x_prev (*batch, m)``.
 
     Returns ``(stop - start, *batch, m)``: the output of every layer, in the library of
-    ``x_prev``.
+    ``x_prev``. With ``into`` (a solver's states for those layers) the outputs are written
+    there and ``into`` is returned, or None when ``into`` does not fit (not a C-contiguous
+    NumPy array of that shape in the chain's compute dtype for ``x_prev``): the caller then
+    calls without it.
     """
     L, m = chain._L, chain._m
     a, b = bounds(start, stop, L)
@@ -140,12 +143,20 @@ def sequential(chain: Any, x_prev: Any, start: Any, stop: Any) -> Any:
     batch = tuple(int(d) for d in x.shape[:-1])
     dtype = chain._dtype(xp, x.dtype)
     s = b - a
+    if into is not None and not (
+        be.is_cpu_numpy
+        and isinstance(into, np.ndarray)
+        and into.dtype == dtype
+        and into.shape == (s, *batch, m)
+        and into.flags.c_contiguous
+    ):
+        return None
     K = _kernels() if be.is_numba else None
     if K is not None and _compiled_pays(chain._act.name, math.prod(batch), m):
         _, bias = chain._params(be, dtype)
         B = math.prod(batch)
         x2 = np.ascontiguousarray(np.reshape(x, (B, m)), dtype=dtype)
-        out = np.empty((s, B, m), dtype=dtype)
+        out = np.empty((s, B, m), dtype=dtype) if into is None else np.reshape(into, (s, B, m))
         chunks = min(B, _threads()) if B > 1 and s * B * m * m >= PARALLEL_MIN_WORK else 1
         K.sequential[0 if chunks > 1 else 1](
             _transposed(chain, dtype),
@@ -159,13 +170,13 @@ def sequential(chain: Any, x_prev: Any, start: Any, stop: Any) -> Any:
             chunks,
             out,
         )
-        return out.reshape((s, *batch, m))
+        return out.reshape((s, *batch, m)) if into is None else into
     # Wide batches, custom activations, other array libraries: whole-array operations per layer.
     W, bias = chain._params(be, dtype)
     x = xp.astype(x, dtype) if x.dtype != dtype else x
     h, residual = chain._h, chain._residual
     if be.is_cpu_numpy:  # NumPy: plain operators (no namespace wrappers), states written in place
-        out = np.empty((s, *batch, m), dtype=dtype)
+        out = np.empty((s, *batch, m), dtype=dtype) if into is None else into
         for k in range(a, b):
             act, _ = chain._act_values(np, x @ W[k].T + bias[k], False, be.is_numba)
             x = out[k - a] = x + h * act if residual else act

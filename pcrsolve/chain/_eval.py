@@ -127,13 +127,21 @@ class Evaluator:
         self.n_step_evals += s
         return self._check("step", out, s, (self.m,), "(s, *batch, m)")
 
-    def sequential(self, x_prev: Any, start: int, stop: int) -> Any:
+    def sequential(self, x_prev: Any, start: int, stop: int, into: Any = None) -> Any:
         """The chain's own loop over steps ``[start, stop)`` from ``x_prev (*batch, m)``.
 
         Returns ``(stop - start, *batch, m)``; shape and dtype are checked on the first call,
-        finiteness by the caller (:func:`._sequential.run_sequential`).
+        finiteness by the caller (:func:`._sequential.run_sequential`). With ``into`` (the
+        solver's states for those steps), a chain with the private hook
+        ``_sequential_into(x_prev, start, stop, out) -> bool`` (the adapters) may write them
+        there instead, returning ``into``: a state array as large as the chain is then not
+        copied once more.
         """
         s = stop - start
+        write = getattr(self.chain, "_sequential_into", None)
+        if into is not None and write is not None and write(x_prev, start, stop, into):
+            self.n_step_evals += s
+            return into
         out = self.chain.sequential(x_prev, start, stop)
         self.n_step_evals += s
         return self._check(

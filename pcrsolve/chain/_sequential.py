@@ -55,10 +55,12 @@ def run_sequential(ev: Evaluator, X: Any, x_prev: Any, ks: Any, start: int, stop
     if start >= stop:
         return X
     if has(ev.chain, "sequential"):
-        out = ev.sequential(x_prev[0, ...], start, stop)
+        into = X[start:stop, ...]
+        out = ev.sequential(x_prev[0, ...], start, stop, into)
         if not bool(xp.all(xp.isfinite(out))):
             raise_first_nonfinite(xp, out, start, ev.batch)
-        X[start:stop, ...] = out
+        if out is not into:
+            X[start:stop, ...] = out
         return X
     x = x_prev
     if start < stop:  # the first call goes through the checks; the rest call the chain directly
