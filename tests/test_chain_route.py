@@ -244,6 +244,41 @@ def test_probe_measures_growth_and_drift(backend):
     assert pr.t_seq > 0 and pr.t_sweep > 0
 
 
+@pytest.mark.parametrize(
+    ("short", "calls", "solved"),
+    [(None, 4, 4), (0.0, 4, 4), (1e9, 1, 1)],  # not auto; a bound that never holds; always holds
+)
+def test_sequential_probe_stops_when_the_loop_is_surely_short(short, calls, solved, monkeypatch):
+    n, m = 512, 2  # q1 = 2 steps, then q2 = 6
+    ch = pcr.FunctionChain(lambda x, k: 0.5 * x + 1.0)
+    from pcrsolve.chain._eval import Evaluator
+
+    ran = []
+    real = _probe.run_sequential
+    monkeypatch.setattr(_probe, "run_sequential", lambda *args: ran.append(args[4:]) or real(*args))
+    X = np.full((n, m), np.nan)
+    st = _policy.State()
+    t = _probe._sequential(Evaluator(ch, np, np.float64, (), m), X, np.zeros(m), np.arange(n), n, st, short)
+    q1 = n // _probe._SEQ_FRACTION
+    assert len(ran) == calls and st.p == st.filled == solved * q1 and t > 0
+    assert ran[0] == (0, q1) and all(r in ((0, q1), (q1, 4 * q1)) for r in ran)
+    np.testing.assert_allclose(X[: st.p], pcr.sequential_chain(ch, np.zeros(m), st.p), rtol=1e-15)
+    assert np.isnan(X[st.p :]).all()
+
+
+def test_a_surely_short_loop_runs_each_step_once(rng, monkeypatch):
+    # a clock that says every call took a microsecond: the first call bounds the loop far
+    # under SHORT_LOOP, so the probe stops there and no step is evaluated twice
+    clock = iter(range(10**6))
+    monkeypatch.setattr(_probe, "TIMER", lambda: 1e-6 * next(clock))
+    ch = mlp(rng, 300, 2)
+    x0 = rng.standard_normal(2)
+    sol = pcr.solve_chain(ch, x0, 300)
+    assert sol.route == "sequential" and sol.n_step_evals == 300 and sol.n_jac_evals == 0
+    assert sol.route_reason.startswith("auto: the loop costs at most 1 us/step"), sol.route_reason
+    assert_states(sol.states, hand_loop(ch, x0, 300), np.float64)
+
+
 def test_probe_without_jacobians_measures_only_time(rng):
     ch = mlp(rng, 200, 2)
     sol = pcr.solve_chain(pcr.FunctionChain(ch.step), np.ones(2), 200, method="jacobi")

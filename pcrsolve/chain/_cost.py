@@ -77,6 +77,9 @@ class Costs:
     exact : bool
         Whether the chain declares the sweeps' linear step its exact Jacobian (a diagonal or
         block-diagonal one: Newton's method, forecast as such whatever the kind).
+    seq_bound : bool
+        Whether ``t_seq`` is a bound from above (one call's time per step, its fixed cost
+        included), not the slope between two calls.
     """
 
     steps: int
@@ -89,6 +92,7 @@ class Costs:
     warm: bool = False
     timed_steps: int = 0
     exact: bool = False
+    seq_bound: bool = False
 
 
 def expected_sweeps(
@@ -141,7 +145,8 @@ def choose_route(costs: Costs, auto: bool, method: str) -> tuple[str, str]:
     who = "auto" if auto else f"method={method!r}"
     if auto and loop < SHORT_LOOP:
         return "sequential", (
-            f"{who}: the loop costs {_us(c.t_seq)}/step, {_ms(loop)} for the {c.steps} steps left, "
+            f"{who}: the loop costs {'at most ' if c.seq_bound else ''}{_us(c.t_seq)}/step, "
+            f"{_ms(loop)} for the {c.steps} steps left, "
             f"less than the fixed costs of sweeps (under {_ms(SHORT_LOOP)} they cannot pay): the loop"
         )
     if c.t_sweep is None:

@@ -127,6 +127,7 @@ def _solve_adaptive(ev, be, opts, x0, X, ks, n, W, st: State, residuals, progres
         warm,
         pr.sweep_steps,
         opts.exact,
+        pr.seq_bound,
     )
     route, why = choose_route(costs, opts.auto, opts.method)
     reason = None if route == "parallel" else "chosen by the cost model"

@@ -5,7 +5,10 @@ Two probes, both on the first steps of the chain:
 1. The sequential route runs steps ``[0, q1)`` and then ``[q1, q1 + q2)`` (``q2 = 3 q1``,
    together about ``n / 64``, at most 512), timed: its cost per step is the slope between
    the two calls (a call's fixed overhead cancels). These steps are exact, so they are the
-   solve's first converged steps (each call is repeated, for its timing).
+   solve's first converged steps (each call is repeated, for its timing). For ``"auto"``
+   the probe stops early when a call's own time per step (an upper bound: it includes the
+   call's fixed cost) already puts the rest of the loop under ``SHORT_LOOP``: the loop is
+   then the route whatever the slope, and a short chain is not run four times over.
 2. A sweep is evaluated on the last 4, 16 and ``_SWEEP_PROBE_MAX`` of those exact steps
    (fewer when they are fewer), each size twice (the first always), stopping after the
    second size as soon as the probe has cost ``_PROBE_BUDGET`` of the loop's predicted time
@@ -56,6 +59,7 @@ class Probe:
     growth: float | None = None
     drift: float | None = None
     sweep_steps: int = 0  # the most steps the sweep was timed on
+    seq_bound: bool = False  # t_seq is one call's time per step (the probe stopped early)
     guess_error: float | None = None  # the caller's x_init on the exact steps (scaled, worst)
 
 
@@ -74,20 +78,35 @@ def _sizes(n: int) -> tuple[int, int]:
     return q1, min(3 * q1, n - q1)
 
 
-def _sequential(ev: Evaluator, X, x0, ks, n: int, st: State) -> float:
+def _sequential(ev: Evaluator, X, x0, ks, n: int, st: State, short: float | None = None) -> float:
+    """Seconds per step of the loop, from its first steps (which it solves: ``st.p`` advances).
+
+    With ``short``, it returns after the first call of either size whose time per step puts
+    the steps left under ``short`` seconds (that time, a bound from above).
+    """
     q1, q2 = _sizes(n)
-    t1 = t2 = math.inf
-    for _ in range(2):
+
+    def timed(a: int, b: int) -> float:
         t0 = TIMER()
-        run_sequential(ev, X, x0[None, ...], ks, 0, q1)
-        t1 = min(t1, TIMER() - t0)
-    for _ in range(2 if q2 > 0 else 0):
-        t0 = TIMER()
-        run_sequential(ev, X, X[q1 - 1 : q1, ...], ks, q1, q1 + q2)
-        t2 = min(t2, TIMER() - t0)
-    st.p = q1 + max(q2, 0)
-    st.filled = max(st.filled, st.p)
-    return _slope(t1, q1, t2, q2) if q2 > 0 else max(t1 / q1, 1e-12)
+        run_sequential(ev, X, x0[None, ...] if a == 0 else X[a - 1 : a, ...], ks, a, b)
+        return TIMER() - t0
+
+    def enough(t: float, steps: int, p: int) -> bool:
+        st.p = p
+        st.filled = max(st.filled, p)
+        return short is not None and (n - p) * t / steps < short
+
+    t1 = timed(0, q1)
+    if enough(t1, q1, q1):
+        return max(t1 / q1, 1e-12)
+    t1 = min(t1, timed(0, q1))
+    if q2 <= 0:
+        return max(t1 / q1, 1e-12)
+    t2 = timed(q1, q1 + q2)
+    if enough(t2, q2, q1 + q2):
+        return max(t2 / q2, 1e-12)
+    t2 = min(t2, timed(q1, q1 + q2))
+    return _slope(t1, q1, t2, q2)
 
 
 def _tangent(xp, dtype, batch: tuple[int, ...], m: int):
@@ -175,10 +194,10 @@ def probe(ev: Evaluator, be, opts: Options, x0, X, ks, n: int, st: State) -> Pro
     xp = be.xp
     k = min(n, sum(_sizes(n)))
     guess = xp.asarray(X[:k, ...], copy=True) if st.filled >= n else None
-    t_seq = _sequential(ev, X, x0, ks, n, st)
-    error = None if guess is None else _guess_error(xp, guess, X[:k, ...])
+    t_seq = _sequential(ev, X, x0, ks, n, st, SHORT_LOOP if opts.auto else None)
+    error = None if guess is None else _guess_error(xp, guess[: st.p, ...], X[: st.p, ...])
     if st.p >= n or (opts.auto and (n - st.p) * t_seq < SHORT_LOOP):  # no sweep will run
-        return Probe(t_seq, guess_error=error)
+        return Probe(t_seq, guess_error=error, seq_bound=st.p < min(n, k))
     out = _sweep(ev, be, opts, X, x0, ks, st.p, _PROBE_BUDGET * n * t_seq)
     out.t_seq = t_seq
     out.guess_error = error
