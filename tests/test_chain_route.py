@@ -139,7 +139,7 @@ def test_auto_runs_a_short_loop_without_timing_a_sweep(rng, monkeypatch):
         raise AssertionError("the probe timed a sweep for a short loop")
 
     monkeypatch.setattr(_probe, "_sweep", no_sweep)
-    monkeypatch.setattr(_probe, "_sequential", lambda *args: (_real_sequential(*args), 1e-6)[1])
+    monkeypatch.setattr(_probe, "_sequential", lambda *args: (_real_sequential(*args), (1e-6, False))[1])
     sol = pcr.solve_chain(ch, x0, 50)
     assert sol.route == "sequential" and "fixed costs of sweeps" in sol.route_reason
     assert_states(sol.states, hand_loop(ch, x0, 50), np.float64)
@@ -258,9 +258,12 @@ def test_sequential_probe_stops_when_the_loop_is_surely_short(short, calls, solv
     monkeypatch.setattr(_probe, "run_sequential", lambda *args: ran.append(args[4:]) or real(*args))
     X = np.full((n, m), np.nan)
     st = _policy.State()
-    t = _probe._sequential(Evaluator(ch, np, np.float64, (), m), X, np.zeros(m), np.arange(n), n, st, short)
+    t, bound = _probe._sequential(
+        Evaluator(ch, np, np.float64, (), m), X, np.zeros(m), np.arange(n), n, st, short
+    )
     q1 = n // _probe._SEQ_FRACTION
     assert len(ran) == calls and st.p == st.filled == solved * q1 and t > 0
+    assert bound == (calls == 1)
     assert ran[0] == (0, q1) and all(r in ((0, q1), (q1, 4 * q1)) for r in ran)
     np.testing.assert_allclose(X[: st.p], pcr.sequential_chain(ch, np.zeros(m), st.p), rtol=1e-15)
     assert np.isnan(X[st.p :]).all()

@@ -78,8 +78,11 @@ def _sizes(n: int) -> tuple[int, int]:
     return q1, min(3 * q1, n - q1)
 
 
-def _sequential(ev: Evaluator, X, x0, ks, n: int, st: State, short: float | None = None) -> float:
-    """Seconds per step of the loop, from its first steps (which it solves: ``st.p`` advances).
+def _sequential(
+    ev: Evaluator, X, x0, ks, n: int, st: State, short: float | None = None
+) -> tuple[float, bool]:
+    """``(seconds per step of the loop, whether a bound)`` from its first steps (which it
+    solves: ``st.p`` advances).
 
     With ``short``, it returns after the first call of either size whose time per step puts
     the steps left under ``short`` seconds (that time, a bound from above).
@@ -98,15 +101,15 @@ def _sequential(ev: Evaluator, X, x0, ks, n: int, st: State, short: float | None
 
     t1 = timed(0, q1)
     if enough(t1, q1, q1):
-        return max(t1 / q1, 1e-12)
+        return max(t1 / q1, 1e-12), True
     t1 = min(t1, timed(0, q1))
     if q2 <= 0:
-        return max(t1 / q1, 1e-12)
+        return max(t1 / q1, 1e-12), False
     t2 = timed(q1, q1 + q2)
     if enough(t2, q2, q1 + q2):
-        return max(t2 / q2, 1e-12)
+        return max(t2 / q2, 1e-12), True
     t2 = min(t2, timed(q1, q1 + q2))
-    return _slope(t1, q1, t2, q2)
+    return _slope(t1, q1, t2, q2), False
 
 
 def _tangent(xp, dtype, batch: tuple[int, ...], m: int):
@@ -194,10 +197,10 @@ def probe(ev: Evaluator, be, opts: Options, x0, X, ks, n: int, st: State) -> Pro
     xp = be.xp
     k = min(n, sum(_sizes(n)))
     guess = xp.asarray(X[:k, ...], copy=True) if st.filled >= n else None
-    t_seq = _sequential(ev, X, x0, ks, n, st, SHORT_LOOP if opts.auto else None)
+    t_seq, bound = _sequential(ev, X, x0, ks, n, st, SHORT_LOOP if opts.auto else None)
     error = None if guess is None else _guess_error(xp, guess[: st.p, ...], X[: st.p, ...])
     if st.p >= n or (opts.auto and (n - st.p) * t_seq < SHORT_LOOP):  # no sweep will run
-        return Probe(t_seq, guess_error=error, seq_bound=st.p < min(n, k))
+        return Probe(t_seq, guess_error=error, seq_bound=bound)
     out = _sweep(ev, be, opts, X, x0, ks, st.p, _PROBE_BUDGET * n * t_seq)
     out.t_seq = t_seq
     out.guess_error = error
