@@ -368,7 +368,8 @@ def test_attributes_and_repr(rng):
     W, b = network(rng, 4, 3)
     net = ResNet(W, b, "relu", step_size=0.5)
     assert (net.n_steps, net.width, net.step_size, net.activation.name) == (4, 3, 0.5, "relu")
-    assert net.weights is W and net.biases is b
+    np.testing.assert_array_equal(net.weights, W)  # copies (see test_adapters_snapshot)
+    np.testing.assert_array_equal(net.biases, b)
     assert repr(net) == "ResNet(L=4, m=3, activation='relu', step_size=0.5, dtype=float64)"
     assert repr(MLP(W, b)) == "MLP(L=4, m=3, activation='tanh', dtype=float64)"
 
@@ -470,7 +471,8 @@ def test_ddim_strict(monkeypatch, rng):
 def test_ddim_attributes(rng):
     eps, _, ab, ts, noise = _ddim_case(rng, eta=0.5)
     ddim = DDIM(eps, ab, ts, eta=0.5, noise=noise)
-    assert ddim.n_steps == 6 and ddim.eta == 0.5 and ddim.noise is noise
+    assert ddim.n_steps == 6 and ddim.eta == 0.5
+    np.testing.assert_array_equal(ddim.noise, noise)  # a copy (see test_adapters_snapshot)
     assert ddim.alphas_cumprod.dtype == np.float64 and ddim.timesteps is not None
     assert repr(ddim) == "DDIM(n=6, eta=0.5, denoiser_jvp=no)"
     assert DDIM(eps, ab, ts, noise=noise).noise is None  # eta = 0: no noise term

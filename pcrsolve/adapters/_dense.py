@@ -96,8 +96,10 @@ class DenseChain:
         wt = _float_dtype(xp, W.dtype, "weights")
         bt = _float_dtype(xp, b.dtype, "biases")
         dt = xp.result_type(wt, bt)
-        self._W = xp.astype(W, dt) if W.dtype != dt else W
-        self._b = xp.astype(b, dt) if b.dtype != dt else b
+        # Copies (astype copies too): the network's parameters are those of its construction;
+        # its caches of them (transposed, converted) could not see changes made in place.
+        self._W = xp.astype(W, dt) if W.dtype != dt else xp.asarray(W, copy=True)
+        self._b = xp.astype(b, dt) if b.dtype != dt else xp.asarray(b, copy=True)
         self._act = get_activation(activation)
         if isinstance(step_size, bool) or not isinstance(step_size, (int, float, np.floating, np.integer)):
             raise TypeError(f"`step_size` must be a real number; got {type(step_size).__name__}.")

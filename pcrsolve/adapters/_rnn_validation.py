@@ -141,7 +141,9 @@ def check_rnn(cell: Any, params: Any, inputs: Any, h0: Any, *, where: str = "`pa
             f"m = {state} = {m}); got shape {_shape(conv['h0'])}. Broadcast a shared initial state "
             "yourself, e.g. np.broadcast_to(h0, (*batch, m))."
         )
-    out = {k: xp.astype(a, dtype) if a.dtype != dtype else a for k, a in conv.items()}
+    # Copies (astype copies too): the RNN's arrays are those of its construction; its caches
+    # of them (input projections, converted parameters) could not see changes made in place.
+    out = {k: xp.astype(a, dtype) if a.dtype != dtype else xp.asarray(a, copy=True) for k, a in conv.items()}
     for key, a in out.items():
         if not bool(xp.all(xp.isfinite(a))):
             raise ValueError(f"`{key}` contains NaN or inf; the RNN needs finite parameters and inputs.")

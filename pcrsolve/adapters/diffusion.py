@@ -72,7 +72,8 @@ class DDIM:
         ``n``.
     eta : float
     alphas_cumprod, timesteps, noise : array or None
-        As given (``alphas_cumprod`` as float64).
+        As given (``alphas_cumprod`` as float64), copied when the sampler is built: changing
+        the arrays passed in does not change it.
     coefficients : tuple of three (n,) arrays
         ``(c_x, c_eps, sigma)`` with ``x_{k+1} = c_x[k] x_k + c_eps[k] eps + sigma[k] noise[k]``.
 
@@ -155,7 +156,7 @@ class DDIM:
                 f"in [{float(xp.min(ab))}, {float(xp.max(ab))}] (NaN counts as outside)."
             )
         tb = _backend.resolve({"timesteps": timesteps})
-        ts = tb.asarray(timesteps)
+        ts = tb.xp.asarray(tb.asarray(timesteps), copy=True)  # the sampler's own (as all its arrays)
         if ts.ndim != 1 or ts.shape[0] != n:
             raise ValueError(
                 f"`timesteps` must have shape (n,) = ({n},): one value per step, for `alphas_cumprod` of "
@@ -184,7 +185,7 @@ class DDIM:
 
         if noise is not None and eta > 0.0:
             nb = _backend.resolve({"noise": noise})
-            noise = nb.asarray(noise)
+            noise = nb.xp.asarray(nb.asarray(noise), copy=True)
             if noise.ndim < 2 or noise.shape[0] != n:
                 raise ValueError(
                     f"`noise` must have shape (n, *batch, m) with n = {n} (one draw per step); got "

@@ -32,7 +32,8 @@ class MLP(DenseChain):
     ----------
     weights, biases : array
         The parameters, in their array library, as a real floating dtype (integers become
-        float64, float16 float32).
+        float64, float16 float32): copies made when the network is built, so changing the
+        arrays passed in does not change the network (after an update, build a new one).
     activation : Activation
     n_steps : int
         ``L``.

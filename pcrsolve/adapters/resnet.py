@@ -31,6 +31,8 @@ class ResNet(DenseChain):
     Attributes
     ----------
     weights, biases : array
+        The parameters: copies made when the network is built (as for
+        :class:`~pcrsolve.adapters.MLP`).
     activation : Activation
     step_size : float
     n_steps : int

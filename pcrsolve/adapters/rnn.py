@@ -81,7 +81,9 @@ class RNN:
     cell : str
     params : dict of str to array
         The parameters, in the library and dtype of the computation (a real floating dtype:
-        integers become float64; float32 only when every input is float32).
+        integers become float64; float32 only when every input is float32). They, ``inputs``
+        and ``h0`` are copies made when the RNN is built: changing the arrays passed in does
+        not change it (after an update, build a new one).
     inputs : array
         ``(T, *batch, d_in)``, the input sequence.
     h0 : array

@@ -52,7 +52,8 @@ class StackedRNN:
     r"""A stack of recurrent layers over time: layer ``l`` reads the hidden states of layer ``l-1``.
 
     Layer 0 reads ``inputs``; layer ``l > 0`` reads the hidden state ``h`` of layer ``l-1`` at
-    the same step (for an lstm_diag layer, the second half of its state ``[c; h]``).
+    the same step (for an lstm_diag layer, the second half of its state ``[c; h]``). The
+    arrays are copied when the stack is built, as by :class:`~pcrsolve.adapters.RNN`.
 
     Parameters
     ----------
