@@ -9,6 +9,7 @@ work and O(log n) depth, no loop over rows). ``method="auto"`` chooses as the so
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -77,6 +78,13 @@ class TridiagonalFactorization:
     """
 
     def __init__(self, be, sys, method: str):
+        if method == "auto":
+            # Its solves read the matrix again (the backward-error check, the switch to
+            # pivoting): keep a copy, so that changing the caller's arrays cannot reach them.
+            xp = be.xp
+            sys = dataclasses.replace(
+                sys, **{k: xp.asarray(getattr(sys, k), copy=True) for k in ("dl_in", "d", "du_in")}
+            )
         self._be, self._sys, self._auto = be, sys, method == "auto"
         self.shape = (*sys.batch, sys.n)
         self.dtype = sys.d.dtype
