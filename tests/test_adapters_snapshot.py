@@ -56,8 +56,9 @@ def test_rnns_keep_their_arrays(rng, cell, used):
         stacked.forward()
     for a in (*p.values(), x, h0):
         a += 1.0
-    np.testing.assert_allclose(rnn.forward().states, expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(stacked.forward().states[0], expected, rtol=1e-12, atol=1e-12)
+    # (forward() may take the loop or sweeps, which agree within the default tolerance)
+    np.testing.assert_allclose(rnn.forward().states, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stacked.forward().states[0], expected, rtol=1e-10, atol=1e-10)
 
 
 def test_ddim_keeps_its_noise_and_times(rng):
@@ -70,4 +71,4 @@ def test_ddim_keeps_its_noise_and_times(rng):
     sampler = DDIM(eps, schedule(n), times, eta=0.5, noise=noise, denoiser_jvp=jvp)
     noise *= -1.0
     times += 7
-    np.testing.assert_allclose(sampler.forward(x).states, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sampler.forward(x).states, expected, rtol=1e-10, atol=1e-10)
