@@ -189,18 +189,15 @@ def test_factors_do_not_alias_the_inputs(backend, rng):
     # "auto" included: its solves read the matrix again (backward-error check, pivoting)
     dl, d, du, rhs = (backend.asarray(a) for a in systems.tridiagonal(rng, (2,), 100, np.float64))
     L, D, U, brhs = (backend.asarray(a) for a in systems.block_tridiagonal(rng, (2,), 40, 2, np.float64))
-    xp = backend.xp
-    for method in SCALAR_METHODS:
-        a = [xp.asarray(x, copy=True) for x in (dl, d, du)]
-        f = pcr.factor_tridiagonal(*a, method=method, backend=backend.name)
-        expected = backend.to_numpy(f.solve(rhs))
-        for x in a:
-            x[...] = 7.0
-        np.testing.assert_array_equal(backend.to_numpy(f.solve(rhs)), expected, err_msg=method)
-    for method in BLOCK_METHODS:
-        a = [xp.asarray(x, copy=True) for x in (L, D, U)]
-        f = pcr.factor_block_tridiagonal(*a, method=method, backend=backend.name)
-        expected = backend.to_numpy(f.solve(brhs))
-        for x in a:
-            x[...] = 7.0
-        np.testing.assert_array_equal(backend.to_numpy(f.solve(brhs)), expected, err_msg=method)
+    cases = (
+        (pcr.factor_tridiagonal, (dl, d, du), rhs, SCALAR_METHODS),
+        (pcr.factor_block_tridiagonal, (L, D, U), brhs, BLOCK_METHODS),
+    )
+    for factor, matrix, b, methods in cases:
+        for method in methods:
+            a = [backend.xp.asarray(x, copy=True) for x in matrix]
+            f = factor(*a, method=method, backend=backend.name)
+            expected = backend.to_numpy(f.solve(b))
+            for x in a:
+                x[...] = 7.0
+            np.testing.assert_array_equal(backend.to_numpy(f.solve(b)), expected, err_msg=method)
