@@ -11,13 +11,14 @@ import numpy as np
 __all__ = ["interleaved", "median_ms", "median_ratio"]
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, np.ndarray]:
+def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: bool = True) -> dict[str, np.ndarray]:
     """Seconds per call of every function, over ``rounds`` rounds that call each in turn.
 
-    Every function runs once first, untimed (Numba compilation or cache loading, first-call
-    costs); alternating spreads a loaded machine's slow moments over all candidates.
+    With ``warmup``, every function runs once first, untimed (Numba compilation or cache
+    loading, first-call costs); alternating spreads a loaded machine's slow moments over all
+    candidates.
     """
-    for f in fns.values():
+    for f in fns.values() if warmup else ():
         f()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):

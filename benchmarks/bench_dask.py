@@ -49,6 +49,8 @@ import numpy as np
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _timing import interleaved, median_ratio
+
 import pcrsolve as pcr
 
 SUITE = "dask"
@@ -60,19 +62,12 @@ _HOPS = 4  # task hops on a sweep's critical path after its evaluations (carries
 
 
 def _interleaved(baseline, candidate, rounds: int) -> dict[str, float]:
-    tb, tc = [], []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        baseline()
-        tb.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        candidate()
-        tc.append(time.perf_counter() - t)
-    tb, tc = np.array(tb), np.array(tc)
+    # Both have run once already (results checked), and an emulated chain's call takes seconds.
+    times = interleaved({"baseline": baseline, "candidate": candidate}, rounds, warmup=False)
     return {
-        "t_baseline": float(np.median(tb)),
-        "t_candidate": float(np.median(tc)),
-        "ratio": float(np.median(tb / tc)),
+        "t_baseline": float(np.median(times["baseline"])),
+        "t_candidate": float(np.median(times["candidate"])),
+        "ratio": median_ratio(times, "candidate"),
     }
 
 

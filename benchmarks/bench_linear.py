@@ -159,20 +159,6 @@ def dgtsv_loop(dl, d, du, rhs):
     return x
 
 
-def banded(L, D, U):
-    """LAPACK banded storage of block tridiagonal matrices: ``(B, 4m-1, n m)``."""
-    B, n, m, _ = D.shape
-    bw = 2 * m - 1
-    ab = np.zeros((B, 2 * bw + 1, n * m))
-    i, j = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
-    for blocks, off in ((D, 0), (L, -1), (U, 1)):
-        k = np.arange(blocks.shape[1]) + (1 if off < 0 else 0)
-        rows = k[:, None, None] * m + i
-        cols = (k[:, None, None] + off) * m + j
-        ab[:, bw + rows - cols, cols] = blocks
-    return ab
-
-
 def _nbytes(*arrays) -> int:
     return int(sum(a.nbytes for a in arrays))
 
@@ -225,6 +211,7 @@ def block_tridiagonal(rng, rounds: int, batch: int = 32, n: int = 1024, m: int =
     from scipy.linalg import solve_banded
 
     import pcrsolve as pcr
+    from pcrsolve._demo._linear import banded  # the demo's baseline too
 
     L = rng.uniform(-1, 1, (batch, n - 1, m, m))
     U = rng.uniform(-1, 1, (batch, n - 1, m, m))
