@@ -53,6 +53,19 @@ def recurrence(rng, batch, n, m, dtype, dense=True, radius=0.9):
     return A.astype(dtype), _random(rng, (*batch, n, m), dtype), _random(rng, (*batch, m), dtype)
 
 
+def element_growth():
+    """``(dl, d, du, rhs, x_true)``, LAPACK layout: a small but not tiny first pivot, so no
+    breakdown, yet elimination without pivoting (Thomas) loses ~8 digits to element growth."""
+    n = 6
+    d = np.array([1e-9, 1.0, 1.0, 1.0, 1.0, 1.0])
+    dl, du = np.ones(n - 1), np.ones(n - 1)
+    x_true = np.linspace(1.0, 2.0, n)
+    rhs = d * x_true
+    rhs[1:] += dl * x_true[:-1]
+    rhs[:-1] += du * x_true[1:]
+    return dl, d, du, rhs, x_true
+
+
 def eps(dtype):
     return np.finfo(dtype).eps
 

@@ -171,11 +171,7 @@ def test_auto_falls_back_to_pivoting_on_element_growth(backend):
     # A small but not tiny first pivot: no breakdown, yet Thomas loses ~8 digits to growth;
     # solve_tridiagonal(method="auto") pivots it away, and so does the factorization (at once
     # where the elimination certifies its accuracy, else at the first solve).
-    n = 6
-    d = np.array([1e-9, 1.0, 1.0, 1.0, 1.0, 1.0])
-    dl, du = np.ones(n - 1), np.ones(n - 1)
-    x_true = np.linspace(1.0, 2.0, n)
-    rhs = reference.dense_tridiagonal(dl, d, du) @ x_true
+    dl, d, du, rhs, x_true = systems.element_growth()
     args = [backend.asarray(a) for a in (dl, d, du)]
     seq = pcr.factor_tridiagonal(*args, method="sequential", backend=backend.name)
     assert np.abs(backend.to_numpy(seq.solve(backend.asarray(rhs))) - x_true).max() > 1e-10

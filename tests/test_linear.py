@@ -360,11 +360,7 @@ def test_property_dominant_block(n, m, method, seed):
 
 def test_auto_pivots_on_element_growth_without_tiny_pivot(backend):
     # A small but not tiny first pivot: no breakdown, yet Thomas loses ~8 digits to growth.
-    n = 6
-    d = np.array([1e-9, 1.0, 1.0, 1.0, 1.0, 1.0])
-    dl, du = np.ones(n - 1), np.ones(n - 1)
-    x_true = np.linspace(1.0, 2.0, n)
-    rhs = reference.dense_tridiagonal(dl, d, du) @ x_true
+    dl, d, du, rhs, x_true = systems.element_growth()
     args = [backend.asarray(a) for a in (dl, d, du, rhs)]
     x_seq = backend.to_numpy(pcr.solve_tridiagonal(*args, method="sequential", backend=backend.name))
     x_auto = backend.to_numpy(pcr.solve_tridiagonal(*args, backend=backend.name))
